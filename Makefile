@@ -1,0 +1,37 @@
+# Everything sets itself up: a .venv at the repo root with pinned dependencies (requirements.lock).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export YOLO_OFFLINE := 1
+export YOLO_CONFIG_DIR := $(CURDIR)/.cache/ultralytics
+
+.PHONY: setup test serve demo lint typecheck proto clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml requirements.lock
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is needed, this is " + sys.version'
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c requirements.lock -e '.[dev]'
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+serve: $(STAMP)
+	$(VENV)/bin/detector serve --host 127.0.0.1 --port 50051 $(SERVE_ARGS)
+
+lint: $(STAMP)
+	$(PY) -m ruff check detector tests benchmarks
+	$(PY) -m ruff format --check detector tests benchmarks
+
+typecheck: $(STAMP)
+	$(PY) -m mypy detector
+
+proto: $(STAMP)
+	$(PY) -m detector.api.codegen
+
+clean:
+	rm -rf $(VENV) .cache .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,5 @@
+"""StreetWatch detector: gRPC video analytics for city management."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"

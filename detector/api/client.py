@@ -1,0 +1,92 @@
+"""A small Python client for the Ingest service, as a camera gateway or drone uplink would use it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, AsyncIterator
+
+import cv2
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from detector.api._gen.streetwatch.v1 import ingest_pb2 as pb
+from detector.api._gen.streetwatch.v1 import ingest_pb2_grpc
+from detector.types import DeliveryMode, ImageArray, Telemetry
+
+
+def encode_jpeg(image: ImageArray, quality: int = 90) -> bytes:
+    ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise ValueError("JPEG encoding failed")
+    return bytes(buf.tobytes())
+
+
+def timestamp(ts: float) -> Timestamp:
+    seconds = int(ts // 1)
+    return Timestamp(seconds=seconds, nanos=min(int(round((ts - seconds) * 1e9)), 999_999_999))
+
+
+def make_frame(
+    source_id: str,
+    seq: int,
+    capture_ts: float,
+    *,
+    jpeg: bytes | None = None,
+    image: ImageArray | None = None,
+    telemetry: Telemetry | None = None,
+    mode: DeliveryMode = DeliveryMode.LIVE,
+) -> pb.Frame:
+    """A Frame message: ``jpeg`` is sent as encoded bytes, ``image`` (BGR) as a raw image."""
+    frame = pb.Frame(
+        source_id=source_id,
+        seq=seq,
+        capture_time=timestamp(capture_ts),
+        delivery_mode=pb.LOSSLESS if mode is DeliveryMode.LOSSLESS else pb.LIVE,
+    )
+    if jpeg is not None:
+        frame.encoded = jpeg
+    elif image is not None:
+        frame.raw.CopyFrom(
+            pb.RawImage(width=image.shape[1], height=image.shape[0], pixel_format=pb.BGR8, data=image.tobytes())
+        )
+    if telemetry is not None:
+        for name, value in vars(telemetry).items():
+            if value is not None:
+                setattr(frame.telemetry, name, value)
+    return frame
+
+
+class IngestClient:
+    def __init__(self, target: str, max_message_bytes: int = 16 * 1024 * 1024) -> None:
+        self._channel = grpc.aio.insecure_channel(
+            target,
+            options=[
+                ("grpc.max_send_message_length", max_message_bytes),
+                ("grpc.max_receive_message_length", max_message_bytes),
+            ],
+        )
+        self._stub = ingest_pb2_grpc.IngestStub(self._channel)
+
+    async def __aenter__(self) -> IngestClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+    async def wait_ready(self, timeout_s: float) -> None:
+        await self._channel.channel_ready() if timeout_s <= 0 else await _wait(self._channel, timeout_s)
+
+    def stream(self, frames: AsyncIterable[pb.Frame]) -> AsyncIterator[pb.FrameResult]:
+        call = self._stub.StreamFrames(frames)
+        return call.__aiter__()  # type: ignore[no-any-return]
+
+    async def detect(self, frame: pb.Frame, timeout_s: float | None = None) -> pb.FrameResult:
+        return await self._stub.Detect(frame, timeout=timeout_s)
+
+
+async def _wait(channel: grpc.aio.Channel, timeout_s: float) -> None:
+    import asyncio
+
+    await asyncio.wait_for(channel.channel_ready(), timeout_s)

@@ -1,0 +1,89 @@
+"""Proto messages <-> internal types. The only module outside _gen that knows the ingest proto's shape."""
+
+from __future__ import annotations
+
+import math
+
+from detector.api._gen.streetwatch.v1 import ingest_pb2 as pb
+from detector.ingest.decode import FrameRejected, RejectCode
+from detector.types import DeliveryMode, Detections, Telemetry
+
+_TELEMETRY_FIELDS = (
+    "lat",
+    "lon",
+    "altitude_agl_m",
+    "aircraft_yaw_deg",
+    "aircraft_pitch_deg",
+    "aircraft_roll_deg",
+    "gimbal_yaw_deg",
+    "gimbal_pitch_deg",
+    "gimbal_roll_deg",
+    "hfov_deg",
+)
+MAX_SOURCE_ID_LEN = 128
+# Timestamps before 2000 or after 2100 are a gateway bug (or an unset clock), not a capture time.
+_MIN_TS, _MAX_TS = 946684800, 4102444800
+
+
+def delivery_mode(value: int) -> DeliveryMode:
+    return DeliveryMode.LOSSLESS if value == pb.LOSSLESS else DeliveryMode.LIVE
+
+
+def capture_ts(frame: pb.Frame) -> float:
+    if not frame.HasField("capture_time"):
+        raise FrameRejected(RejectCode.INVALID_FRAME, "capture_time is required (the time the image was taken)")
+    t = frame.capture_time
+    if not (_MIN_TS <= t.seconds < _MAX_TS) or not (0 <= t.nanos < 1_000_000_000):
+        raise FrameRejected(
+            RejectCode.INVALID_FRAME, f"capture_time {t.seconds}s {t.nanos}ns is not a plausible wall-clock time"
+        )
+    return t.seconds + t.nanos / 1e9
+
+
+def check_source_id(source_id: str) -> None:
+    if not source_id:
+        raise FrameRejected(RejectCode.INVALID_FRAME, "source_id is required")
+    if len(source_id) > MAX_SOURCE_ID_LEN or not source_id.isprintable():
+        raise FrameRejected(
+            RejectCode.INVALID_FRAME, f"source_id must be printable and at most {MAX_SOURCE_ID_LEN} characters"
+        )
+
+
+def telemetry(frame: pb.Frame) -> Telemetry | None:
+    if not frame.HasField("telemetry"):
+        return None
+    msg = frame.telemetry
+    values = {name: getattr(msg, name) for name in _TELEMETRY_FIELDS if msg.HasField(name)}
+    for name, value in values.items():
+        if not math.isfinite(value):
+            raise FrameRejected(RejectCode.INVALID_FRAME, f"telemetry.{name} must be finite, got {value}")
+    try:
+        return Telemetry(**values)
+    except ValueError as exc:
+        raise FrameRejected(RejectCode.INVALID_FRAME, str(exc)) from None
+
+
+def detections_to_proto(dets: Detections, class_names: list[str]) -> list[pb.Detection]:
+    out = []
+    track_ids = dets.track_id
+    for i in range(len(dets)):
+        class_id = int(dets.class_id[i])
+        x1, y1, x2, y2 = (float(v) for v in dets.xyxy[i])
+        out.append(
+            pb.Detection(
+                class_id=class_id,
+                label=class_names[class_id] if 0 <= class_id < len(class_names) else str(class_id),
+                confidence=float(dets.confidence[i]),
+                box=pb.Box(x1=x1, y1=y1, x2=x2, y2=y2),
+                track_id=-1 if track_ids is None else int(track_ids[i]),
+            )
+        )
+    return out
+
+
+def error_result(source_id: str, seq: int, code: RejectCode, message: str) -> pb.FrameResult:
+    return pb.FrameResult(
+        source_id=source_id,
+        seq=seq,
+        error=pb.FrameError(code=pb.FrameErrorCode.Value(code.value), message=message),
+    )

@@ -1,0 +1,214 @@
+"""The Ingest servicer: frames in, what the model saw out, one result per frame and in order per stream."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Protocol
+
+import grpc
+
+from detector.api import convert
+from detector.api._gen.streetwatch.v1 import ingest_pb2 as pb
+from detector.api._gen.streetwatch.v1 import ingest_pb2_grpc
+from detector.inference.batcher import CoreStopped, FrameDropped, InferenceCore
+from detector.ingest.decode import FrameRejected, ImageLimits, RejectCode, decode_encoded, decode_raw
+from detector.metrics import ServiceMetrics
+from detector.types import DeliveryMode, Detections, Frame
+
+log = logging.getLogger(__name__)
+
+
+class FrameStage(Protocol):
+    """A step after the model (tracking, rules), called in capture order for each source."""
+
+    async def process(self, frame: Frame, detections: Detections) -> Detections: ...
+
+
+@dataclass(frozen=True)
+class IngestSettings:
+    limits: ImageLimits
+    allowed_sources: frozenset[str]  # empty: any
+    max_inflight_per_stream: int
+
+
+@dataclass
+class _Processed:
+    result: pb.FrameResult
+    frame: Frame | None
+    detections: Detections | None
+
+
+class IngestService(ingest_pb2_grpc.IngestServicer):  # type: ignore[misc]
+    """Registered before the server starts; calls get UNAVAILABLE until :meth:`attach` hands it the core."""
+
+    def __init__(
+        self,
+        settings: IngestSettings,
+        metrics: ServiceMetrics,
+        decoder: ThreadPoolExecutor,
+        stages: Sequence[FrameStage] = (),
+    ) -> None:
+        self._core_or_none: InferenceCore | None = None
+        self._settings = settings
+        self._metrics = metrics
+        self._decoder = decoder
+        self._stages = list(stages)
+        self._model = pb.ModelInfo()
+
+    def attach(self, core: InferenceCore) -> None:
+        self._model = pb.ModelInfo(name=core.engine.name, version=core.engine.version)
+        self._core_or_none = core
+
+    @property
+    def _core(self) -> InferenceCore:
+        if self._core_or_none is None:
+            raise CoreStopped("the model is still loading")
+        return self._core_or_none
+
+    async def Detect(self, request: pb.Frame, context: grpc.aio.ServicerContext) -> pb.FrameResult:
+        try:
+            self._core  # noqa: B018  (raises CoreStopped while the model loads)
+            self._check_order(request, {})
+            processed = await self._process(request, DeliveryMode.LOSSLESS)
+            return await self._finish(processed)
+        except CoreStopped:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "the service is not serving (starting or shutting down)")
+            raise  # unreachable: abort raises
+
+    async def StreamFrames(
+        self, request_iterator: AsyncIterator[pb.Frame], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.FrameResult]:
+        pending: asyncio.Queue[asyncio.Task[_Processed] | None] = asyncio.Queue()
+        slots = asyncio.Semaphore(self._settings.max_inflight_per_stream)
+        last_seq: dict[str, int] = {}
+
+        async def read() -> None:
+            try:
+                async for request in request_iterator:
+                    await slots.acquire()
+                    task = asyncio.create_task(self._process_checked(request, last_seq))
+                    await pending.put(task)
+            finally:
+                await pending.put(None)
+
+        if self._core_or_none is None:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "the model is still loading; retry when health is SERVING")
+        self._metrics.active_streams.inc()
+        reader = asyncio.create_task(read())
+        try:
+            while (task := await pending.get()) is not None:
+                try:
+                    processed = await task
+                finally:
+                    slots.release()
+                yield await self._finish(processed)
+            await reader  # surfaces a broken request stream as this call's error
+        except CoreStopped:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "the service is shutting down; reconnect and resend")
+        finally:
+            self._metrics.active_streams.dec()
+            reader.cancel()
+            while not pending.empty():
+                left = pending.get_nowait()
+                if left is not None:
+                    left.cancel()
+
+    async def _process_checked(self, request: pb.Frame, last_seq: dict[str, int]) -> _Processed:
+        try:
+            self._check_order(request, last_seq)
+        except FrameRejected as exc:
+            return self._rejected(request, exc)
+        return await self._process(request, convert.delivery_mode(request.delivery_mode))
+
+    def _check_order(self, request: pb.Frame, last_seq: dict[str, int]) -> None:
+        previous = last_seq.get(request.source_id)
+        if previous is not None and request.seq <= previous:
+            raise FrameRejected(
+                RejectCode.OUT_OF_ORDER,
+                f"seq {request.seq} is not after {previous}, the last frame of {request.source_id!r} on this stream",
+            )
+        last_seq[request.source_id] = request.seq
+
+    async def _process(self, request: pb.Frame, mode: DeliveryMode) -> _Processed:
+        source_id = request.source_id
+        self._metrics.frames_received.labels(source_id[:64]).inc()
+        started = time.perf_counter()
+        try:
+            frame = await self._to_frame(request)
+            decode_ms = (time.perf_counter() - started) * 1e3
+            inference = await self._core.submit(frame, mode)
+        except FrameRejected as exc:
+            return self._rejected(request, exc)
+        except FrameDropped as exc:
+            return self._rejected(request, FrameRejected(RejectCode.DROPPED, str(exc)))
+        except CoreStopped:
+            raise
+        except Exception as exc:  # the model failing on one batch must not end the stream
+            log.exception("inference failed", extra={"source_id": source_id, "seq": request.seq})
+            return self._rejected(request, FrameRejected(RejectCode.INTERNAL, f"inference failed: {exc}"))
+        self._metrics.frames_processed.labels(source_id[:64]).inc()
+        self._metrics.stage_ms.labels("decode").observe(decode_ms)
+        self._metrics.stage_ms.labels("queue").observe(inference.queued_ms)
+        result = pb.FrameResult(
+            source_id=source_id,
+            seq=request.seq,
+            model=self._model,
+            timings=pb.Timings(
+                decode_ms=decode_ms,
+                queued_ms=inference.queued_ms,
+                inference_ms=inference.timings.total_ms,
+                batch_size=inference.batch_size,
+            ),
+            image_width=frame.width,
+            image_height=frame.height,
+        )
+        return _Processed(result, frame, inference.detections)
+
+    async def _finish(self, processed: _Processed) -> pb.FrameResult:
+        """Run the per-source stages (in stream order) and fill in the detections and the drop count."""
+        if self._core_or_none is not None:
+            processed.result.frames_dropped_total = self._core_or_none.dropped_total(processed.result.source_id)
+        if processed.frame is None or processed.detections is None:
+            return processed.result
+        detections = processed.detections
+        for stage in self._stages:
+            detections = await stage.process(processed.frame, detections)
+        processed.result.detections.extend(
+            convert.detections_to_proto(detections, self._core.engine.class_names)
+        )
+        return processed.result
+
+    async def _to_frame(self, request: pb.Frame) -> Frame:
+        convert.check_source_id(request.source_id)
+        allowed = self._settings.allowed_sources
+        if allowed and request.source_id not in allowed:
+            raise FrameRejected(RejectCode.UNKNOWN_SOURCE, f"source {request.source_id!r} is not configured")
+        ts = convert.capture_ts(request)
+        telemetry = convert.telemetry(request)
+        limits = self._settings.limits
+        loop = asyncio.get_running_loop()
+        kind = request.WhichOneof("image")
+        if kind == "encoded":
+            image = await loop.run_in_executor(self._decoder, decode_encoded, request.encoded, limits)
+        elif kind == "raw":
+            raw = request.raw
+            if raw.pixel_format not in (pb.BGR8, pb.RGB8):
+                raise FrameRejected(RejectCode.INVALID_IMAGE, "raw.pixel_format must be BGR8 or RGB8")
+            image = await loop.run_in_executor(
+                self._decoder, decode_raw, raw.width, raw.height, raw.pixel_format == pb.RGB8, raw.data, limits
+            )
+        else:
+            raise FrameRejected(RejectCode.INVALID_IMAGE, "frame carries no image (set encoded or raw)")
+        return Frame(request.source_id, request.seq, ts, image, telemetry)
+
+    def _rejected(self, request: pb.Frame, exc: FrameRejected) -> _Processed:
+        self._metrics.frame_errors.labels(exc.code.value).inc()
+        if exc.code is RejectCode.DROPPED:
+            self._metrics.frames_dropped.labels(request.source_id[:64]).inc()
+        log.debug("frame rejected", extra={"source_id": request.source_id, "seq": request.seq, "code": exc.code.value})
+        return _Processed(convert.error_result(request.source_id, request.seq, exc.code, exc.message), None, None)

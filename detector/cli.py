@@ -1,0 +1,102 @@
+"""The `detector` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from pathlib import Path
+
+from detector.config import ConfigError, load_config
+
+log = logging.getLogger("detector")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="detector", description="StreetWatch detector service and tools.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the gRPC service")
+    serve.add_argument("--config", type=Path, help="YAML settings file (defaults are embedded)")
+    serve.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+        help="override one setting, e.g. --set batching.max_batch=16 (repeatable)",
+    )
+    serve.add_argument("--host", help="same as --set server.host=...")
+    serve.add_argument("--port", type=int, help="same as --set server.port=...")
+    serve.add_argument("--weights", help="same as --set model.weights=...")
+    serve.add_argument("--device", help="same as --set model.device=...")
+    serve.add_argument("--print-config", action="store_true", help="print the merged settings and exit")
+
+    replay = commands.add_parser("replay", help="stream a video file to the service like a camera would")
+    replay.add_argument("video", type=Path)
+    replay.add_argument("--target", default="127.0.0.1:50051", help="service address")
+    replay.add_argument("--source-id", help="source id (default: the file name)")
+    replay.add_argument("--fps", type=float, default=0.0, help="frames per second of video to send (0 = all)")
+    replay.add_argument("--mode", choices=["live", "lossless"], default="lossless")
+    replay.add_argument("--realtime", action="store_true", help="pace frames to the video clock")
+    replay.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+    args = parser.parse_args(argv)
+    if args.command == "serve":
+        return _serve(args)
+    return _replay(args)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    overrides = list(args.overrides)
+    for flag, key in (("host", "server.host"), ("port", "server.port"), ("weights", "model.weights"),
+                      ("device", "model.device")):
+        value = getattr(args, flag)
+        if value is not None:
+            overrides.append(f"{key}={value}")
+    try:
+        config = load_config(args.config, overrides=overrides)
+    except ConfigError as exc:
+        print(f"detector serve: {exc}", file=sys.stderr)
+        return 2
+    if args.print_config:
+        print(config.model_dump_json(indent=2))
+        return 0
+    from detector.inference.engine import EngineError
+    from detector.logs import setup_logging
+    from detector.server import serve_forever
+
+    setup_logging(config.logging.level, config.logging.json_format)
+    try:
+        asyncio.run(serve_forever(config))
+    except EngineError as exc:
+        log.error("cannot start: %s", exc)
+        return 1
+    except OSError as exc:
+        log.error("cannot start: %s", exc)
+        return 1
+    return 0
+
+
+def _replay(args: argparse.Namespace) -> int:
+    import grpc
+
+    from detector.api.replay import replay
+    from detector.ingest.video import VideoError
+    from detector.types import DeliveryMode
+
+    mode = DeliveryMode.LIVE if args.mode == "live" else DeliveryMode.LOSSLESS
+    try:
+        summary = asyncio.run(
+            replay(args.target, args.video, args.source_id or args.video.stem, args.fps, mode, args.realtime)
+        )
+    except VideoError as exc:
+        print(f"detector replay: {exc}", file=sys.stderr)
+        return 2
+    except grpc.aio.AioRpcError as exc:
+        print(f"detector replay: the service answered {exc.code().name}: {exc.details()}", file=sys.stderr)
+        return 1
+    print(json.dumps(summary.as_dict(), indent=2) if args.json else summary.text())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,168 @@
+"""Service settings: embedded defaults, then a YAML file, then environment variables, then flags.
+
+Every layer is validated by one pydantic model with ``extra="forbid"``, so an unknown or invalid key is rejected
+with a message that names it. Environment variables are ``STREETWATCH__<SECTION>__<KEY>`` (e.g.
+``STREETWATCH__SERVER__PORT=50052``); flags are ``--set section.key=value``. Values in both are parsed as YAML
+scalars (``8``, ``true``, ``[a, b]``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_WEIGHTS = REPO_ROOT / "weights" / "streetwatch-v0.pt"
+ENV_PREFIX = "STREETWATCH__"
+
+
+class ConfigError(Exception):
+    """Settings are missing, unknown or invalid; the message names the key."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ServerSettings(_Section):
+    host: str = Field("127.0.0.1", description="Address to listen on; loopback by default.")
+    port: int = Field(50051, ge=0, le=65535, description="gRPC port; 0 picks a free one.")
+    max_message_bytes: int = Field(
+        16 * 1024 * 1024, ge=1024, description="Largest gRPC message accepted or sent, in bytes."
+    )
+    grace_s: float = Field(10.0, ge=0, description="On SIGTERM, how long in-flight frames may take to finish.")
+    reflection: bool = Field(True, description="Serve gRPC server reflection.")
+    metrics_port: int = Field(
+        0, ge=0, le=65535, description="Prometheus /metrics HTTP port on the same host; 0 = off."
+    )
+    max_inflight_per_stream: int = Field(
+        16, ge=1, description="Frames of one stream accepted but not yet answered; more wait (flow control)."
+    )
+
+
+class ModelSettings(_Section):
+    weights: Path = Field(DEFAULT_WEIGHTS, description="Model weights (.pt for torch, .onnx for onnx).")
+    backend: Literal["torch", "onnx"] = Field("torch", description="Inference engine backend.")
+    device: str = Field("auto", description="'auto' (first CUDA GPU, else CPU), 'cpu', 'cuda' or 'cuda:N'.")
+    imgsz: int = Field(320, ge=32, le=4096, description="Model input size (longest side), pixels.")
+    conf: float = Field(0.25, ge=0.0, le=1.0, description="Minimum detection confidence.")
+    iou: float = Field(0.7, ge=0.0, le=1.0, description="NMS IoU threshold.")
+    max_det: int = Field(300, ge=1, description="Most detections per frame.")
+    half: bool = Field(True, description="fp16 on CUDA (ignored on the CPU).")
+    warmup_batch_sizes: list[int] = Field([1], description="Batch sizes run once at start-up before SERVING.")
+
+
+class BatchingSettings(_Section):
+    max_batch: int = Field(8, ge=1, le=1024, description="Most frames in one batch.")
+    max_wait_ms: float = Field(10.0, ge=0, description="Longest a frame waits for its batch to fill.")
+    max_per_source: int = Field(4, ge=1, description="Most frames of one source in one batch (fairness).")
+    queue_size: int = Field(8, ge=1, description="Frames queued per source before LIVE drops / LOSSLESS waits.")
+
+
+class IngestSettings(_Section):
+    decode_threads: int = Field(2, ge=1, le=64, description="Threads decoding JPEG/PNG frames.")
+    max_pixels: int = Field(
+        4096 * 4096, ge=1, description="Largest image accepted (width x height); larger gets IMAGE_TOO_LARGE."
+    )
+    max_side_px: int = Field(8192, ge=1, description="Largest width or height accepted.")
+    sources: list[str] = Field(
+        default_factory=list, description="Allowed source ids; empty allows any (the embedded default)."
+    )
+
+
+class LoggingSettings(_Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
+    json_format: bool = Field(True, description="One JSON object per log line (False: plain text).")
+
+
+class ServiceConfig(_Section):
+    server: ServerSettings = Field(default_factory=ServerSettings, description="gRPC server.")
+    model: ModelSettings = Field(default_factory=ModelSettings, description="Detection model.")
+    batching: BatchingSettings = Field(default_factory=BatchingSettings, description="Batcher and fairness.")
+    ingest: IngestSettings = Field(default_factory=IngestSettings, description="Frame decoding and limits.")
+    logging: LoggingSettings = Field(default_factory=LoggingSettings, description="Logs.")
+
+    @model_validator(mode="after")
+    def _verify(self) -> ServiceConfig:
+        verify_batching(self.batching)
+        return self
+
+
+def verify_batching(b: BatchingSettings) -> None:
+    if b.max_per_source > b.max_batch:
+        raise ValueError(
+            f"batching.max_per_source ({b.max_per_source}) cannot exceed batching.max_batch ({b.max_batch})"
+        )
+
+
+def load_config(
+    path: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Sequence[str] = (),
+) -> ServiceConfig:
+    """Merge defaults < file < environment < ``section.key=value`` overrides, then validate."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(path.read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc}") from exc
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config file {path} must hold a mapping of sections, not {type(loaded).__name__}")
+        data = loaded
+        _resolve_relative_paths(data, path.parent)
+    env = os.environ if environ is None else environ
+    for key, value in sorted(env.items()):
+        if key.startswith(ENV_PREFIX):
+            dotted = key[len(ENV_PREFIX) :].lower().replace("__", ".")
+            _set_dotted(data, dotted, _scalar(value, key), origin=f"environment variable {key}")
+    for item in overrides:
+        dotted, sep, value = item.partition("=")
+        if not sep or not dotted.strip():
+            raise ConfigError(f"--set expects section.key=value, got {item!r}")
+        _set_dotted(data, dotted.strip(), _scalar(value, f"--set {item}"), origin=f"--set {item}")
+    try:
+        return ServiceConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+
+
+def _resolve_relative_paths(data: dict[str, Any], base: Path) -> None:
+    model = data.get("model")
+    if isinstance(model, dict) and isinstance(model.get("weights"), str):
+        weights = Path(model["weights"])
+        model["weights"] = str(weights if weights.is_absolute() else (base / weights).resolve())
+
+
+def _scalar(text: str, origin: str) -> Any:
+    try:
+        return yaml.safe_load(text) if text.strip() else ""
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{origin}: cannot parse value {text!r}: {exc}") from None
+
+
+def _set_dotted(data: dict[str, Any], dotted: str, value: Any, origin: str) -> None:
+    *parents, leaf = dotted.split(".")
+    node = data
+    for part in parents:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"{origin}: {part!r} is a value, not a section")
+        node = child
+    node[leaf] = value
+
+
+def _describe(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "config"
+        if err["type"] == "extra_forbidden":
+            lines.append(f"{where}: unknown setting")
+        else:
+            lines.append(f"{where}: {err['msg']} (got {err.get('input')!r})")
+    return "invalid settings:\n  " + "\n  ".join(lines)

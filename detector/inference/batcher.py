@@ -1,0 +1,246 @@
+"""The inference core: bounded per-source queues, a fair dynamic batcher and one worker running the engine.
+
+- Every source has its own bounded queue. A LIVE frame that finds it full pushes out the oldest queued frame of
+  that source (which completes as DROPPED); a LOSSLESS frame waits for room, and so holds back its sender.
+- A batch is cut when it holds ``max_batch`` frames or when its oldest frame has waited ``max_wait_ms``.
+- Batches are filled round-robin over the sources that have frames, at most ``max_per_source`` frames of one
+  source per batch, starting after the source served first last time, so no stream can starve the others.
+
+Submitters live on an asyncio loop; the worker is a thread, because the engine blocks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+
+from detector.inference.engine import BatchTimings, Engine
+from detector.types import DeliveryMode, Detections, Frame
+
+
+@dataclass(frozen=True)
+class BatcherSettings:
+    max_batch: int = 8
+    max_wait_ms: float = 10.0
+    max_per_source: int = 4
+    queue_size: int = 8  # frames queued per source
+
+
+class FrameDropped(Exception):
+    """A LIVE frame was pushed out of its source's queue by a newer one."""
+
+
+class CoreStopped(Exception):
+    """The core is draining or stopped and takes no new frames."""
+
+
+@dataclass
+class Inference:
+    """What the core gives back for one frame."""
+
+    detections: Detections
+    queued_ms: float
+    timings: BatchTimings
+    batch_size: int
+
+
+@dataclass
+class _Job:
+    frame: Frame
+    enqueued: float
+    future: Future[Inference] = field(default_factory=Future)
+
+
+@dataclass
+class _SourceQueue:
+    jobs: deque[_Job] = field(default_factory=deque)
+    dropped_total: int = 0
+    space_waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = field(default_factory=list)
+
+
+@dataclass
+class BatchRecord:
+    """One executed batch, for metrics and benchmarks."""
+
+    size: int
+    sources: int
+    timings: BatchTimings
+
+
+class InferenceCore:
+    def __init__(
+        self,
+        engine: Engine,
+        settings: BatcherSettings,
+        on_batch: Callable[[BatchRecord], None] | None = None,
+        on_drop: Callable[[str], None] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.settings = settings
+        self._on_batch = on_batch
+        self._on_drop = on_drop
+        self._lock = threading.Condition()
+        self._queues: OrderedDict[str, _SourceQueue] = OrderedDict()
+        self._accepting = True
+        self._running = True
+        self._worker = threading.Thread(target=self._run, name="inference-core", daemon=True)
+        self._worker.start()
+
+    # ---- submit side (event loop) -------------------------------------------------------------------------
+
+    async def submit(self, frame: Frame, mode: DeliveryMode) -> Inference:
+        """Queue a frame and wait for its result. Raises FrameDropped or CoreStopped."""
+        loop = asyncio.get_running_loop()
+        while True:
+            with self._lock:
+                if not self._accepting:
+                    raise CoreStopped("the inference core is draining")
+                queue = self._queues.setdefault(frame.source_id, _SourceQueue())
+                if len(queue.jobs) < self.settings.queue_size:
+                    job = _Job(frame, time.perf_counter())
+                    queue.jobs.append(job)
+                    self._lock.notify_all()
+                    break
+                if mode is DeliveryMode.LIVE:
+                    oldest = queue.jobs.popleft()
+                    queue.dropped_total += 1
+                    oldest.future.set_exception(FrameDropped(f"frame {oldest.frame.seq} replaced by a newer one"))
+                    if self._on_drop is not None:
+                        self._on_drop(frame.source_id)
+                    job = _Job(frame, time.perf_counter())
+                    queue.jobs.append(job)
+                    self._lock.notify_all()
+                    break
+                waiter: asyncio.Future[None] = loop.create_future()
+                queue.space_waiters.append((loop, waiter))
+            await waiter
+        return await asyncio.wrap_future(job.future)
+
+    def dropped_total(self, source_id: str) -> int:
+        with self._lock:
+            queue = self._queues.get(source_id)
+            return 0 if queue is None else queue.dropped_total
+
+    def queue_depths(self) -> dict[str, int]:
+        with self._lock:
+            return {source: len(q.jobs) for source, q in self._queues.items()}
+
+    # ---- lifecycle -------------------------------------------------------------------------------------------
+
+    def drain(self, timeout_s: float) -> bool:
+        """Stop taking frames, finish the queued ones; True if all finished within the timeout."""
+        deadline = time.monotonic() + timeout_s
+        with self._lock:
+            self._accepting = False
+            for queue in self._queues.values():
+                self._wake_waiters(queue)
+            self._lock.notify_all()
+            while any(q.jobs for q in self._queues.values()):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._lock.wait(left)
+        return True
+
+    def stop(self) -> None:
+        with self._lock:
+            self._accepting = False
+            self._running = False
+            for queue in self._queues.values():
+                while queue.jobs:
+                    queue.jobs.popleft().future.set_exception(CoreStopped("the inference core stopped"))
+                self._wake_waiters(queue)
+            self._lock.notify_all()
+        self._worker.join(timeout=10)
+
+    # ---- worker ------------------------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            batch = self._next_batch()
+            if batch is None:
+                return
+            self._execute(batch)
+
+    def _next_batch(self) -> list[_Job] | None:
+        max_wait_s = self.settings.max_wait_ms / 1e3
+        with self._lock:
+            while True:
+                if not self._running:
+                    return None
+                pending = sum(len(q.jobs) for q in self._queues.values())
+                if pending:
+                    oldest = min(q.jobs[0].enqueued for q in self._queues.values() if q.jobs)
+                    wait_left = oldest + max_wait_s - time.perf_counter()
+                    if pending >= self._fill_target() or wait_left <= 0 or not self._accepting:
+                        return self._take_round_robin()
+                    self._lock.wait(wait_left)
+                else:
+                    self._lock.wait()
+
+    def _fill_target(self) -> int:
+        """Frames that make a full batch, given the per-source cap and the sources that have frames."""
+        active = sum(1 for q in self._queues.values() if q.jobs)
+        return min(self.settings.max_batch, active * self.settings.max_per_source)
+
+    def _take_round_robin(self) -> list[_Job]:
+        batch: list[_Job] = []
+        taken: dict[str, int] = {}
+        order = [source for source, q in self._queues.items() if q.jobs]
+        progress = True
+        while len(batch) < self.settings.max_batch and progress:
+            progress = False
+            for source in order:
+                queue = self._queues[source]
+                if queue.jobs and taken.get(source, 0) < self.settings.max_per_source:
+                    batch.append(queue.jobs.popleft())
+                    taken[source] = taken.get(source, 0) + 1
+                    progress = True
+                    if len(batch) == self.settings.max_batch:
+                        break
+        # The source served first goes to the back, so the next batch starts with the one after it.
+        if order:
+            self._queues.move_to_end(order[0])
+        for source in taken:
+            self._wake_waiters(self._queues[source])
+        self._forget_idle_sources()
+        self._lock.notify_all()
+        return batch
+
+    def _forget_idle_sources(self) -> None:
+        if len(self._queues) <= 1024:
+            return
+        for source in [s for s, q in self._queues.items() if not q.jobs and not q.space_waiters]:
+            if self._queues[source].dropped_total == 0:
+                del self._queues[source]
+
+    @staticmethod
+    def _wake_waiters(queue: _SourceQueue) -> None:
+        waiters, queue.space_waiters = queue.space_waiters, []
+        for loop, waiter in waiters:
+            loop.call_soon_threadsafe(_resolve, waiter)
+
+    def _execute(self, batch: list[_Job]) -> None:
+        started = time.perf_counter()
+        try:
+            results, timings = self.engine.infer([job.frame.image for job in batch])
+        except Exception as exc:  # a failing batch must fail its frames, not the worker
+            for job in batch:
+                job.future.set_exception(exc)
+            return
+        for job, detections in zip(batch, results, strict=True):
+            job.future.set_result(
+                Inference(detections, (started - job.enqueued) * 1e3, timings, len(batch))
+            )
+        if self._on_batch is not None:
+            self._on_batch(BatchRecord(len(batch), len({j.frame.source_id for j in batch}), timings))
+
+
+def _resolve(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)

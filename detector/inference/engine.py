@@ -1,0 +1,106 @@
+"""Inference engines behind one interface, chosen by name from a small registry.
+
+An engine turns a batch of BGR images of any sizes into one :class:`Detections` per image, with boxes in each
+image's own pixels. The batcher owns batching and fairness; an engine only runs what it is given.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from detector.types import Detections, ImageArray
+
+
+class EngineError(Exception):
+    """The engine could not be built or could not run a batch."""
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """What every engine needs; engine-specific settings stay in the engine's own constructor."""
+
+    weights: Path
+    device: str = "auto"  # "auto", "cpu", "cuda", "cuda:0"
+    imgsz: int = 640
+    conf: float = 0.25
+    iou: float = 0.7
+    max_det: int = 300
+    half: bool = True  # fp16 on CUDA; ignored on the CPU
+
+
+@dataclass
+class BatchTimings:
+    """Milliseconds spent in each step of one batch."""
+
+    preprocess_ms: float = 0.0
+    forward_ms: float = 0.0
+    postprocess_ms: float = 0.0
+
+    @property
+    def total_ms(self) -> float:
+        return self.preprocess_ms + self.forward_ms + self.postprocess_ms
+
+
+class Engine(ABC):
+    """A loaded model that detects objects in batches of images."""
+
+    name: str  # model name shown to clients, e.g. "streetwatch-v0"
+    version: str  # short sha256 of the weights file
+    class_names: list[str]
+    device: str  # the device it actually runs on, e.g. "cpu" or "cuda:0"
+    backend: str
+
+    @abstractmethod
+    def infer(self, images: Sequence[ImageArray]) -> tuple[list[Detections], BatchTimings]:
+        """Detect in every image; one result per image, in order."""
+
+    def warmup(self, batch_sizes: Sequence[int] = (1,)) -> None:
+        """Run dummy batches so that the first real frames do not pay for lazy initialisation."""
+        import numpy as np
+
+        dummy = np.full((480, 640, 3), 114, dtype=np.uint8)
+        for size in batch_sizes:
+            self.infer([dummy] * size)
+
+
+EngineFactory = Callable[[EngineSettings], Engine]
+_REGISTRY: dict[str, EngineFactory] = {}
+
+
+def register_engine(name: str) -> Callable[[EngineFactory], EngineFactory]:
+    def decorate(factory: EngineFactory) -> EngineFactory:
+        _REGISTRY[name] = factory
+        return factory
+
+    return decorate
+
+
+def engine_names() -> list[str]:
+    _load_builtin()
+    return sorted(_REGISTRY)
+
+
+def build_engine(backend: str, settings: EngineSettings) -> Engine:
+    _load_builtin()
+    try:
+        factory = _REGISTRY[backend]
+    except KeyError:
+        raise EngineError(f"unknown engine backend {backend!r}; known: {', '.join(sorted(_REGISTRY))}") from None
+    return factory(settings)
+
+
+def _load_builtin() -> None:
+    from detector.inference import yolo_engine  # noqa: F401  (registers "torch" and "onnx")
+
+
+def weights_version(path: Path) -> str:
+    """First 12 hex digits of the weights file's sha256: enough to tell two models apart in logs and events."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:12]

@@ -1,0 +1,106 @@
+"""YOLO engines on ultralytics' AutoBackend: "torch" for .pt weights, "onnx" for an exported .onnx file.
+
+AutoBackend is what ``YOLO.predict`` runs, so the forward pass and NMS are ultralytics' own; what we add is the
+batched letterbox over frames of mixed sizes and mapping boxes back per frame.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from detector import yolo_env
+from detector.inference.engine import (
+    BatchTimings,
+    Engine,
+    EngineError,
+    EngineSettings,
+    register_engine,
+    weights_version,
+)
+from detector.inference.letterbox import letterbox_batch, unplace_boxes
+from detector.types import Detections, ImageArray
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise EngineError(f"device {device!r} was asked for but CUDA is not available; use 'cpu' or 'auto'")
+    return torch.device(device)
+
+
+class YoloEngine(Engine):
+    def __init__(self, settings: EngineSettings, backend: str) -> None:
+        if not settings.weights.is_file():
+            raise EngineError(f"weights file not found: {settings.weights}")
+        yolo_env.prepare()
+        from ultralytics.nn.autobackend import AutoBackend
+        from ultralytics.utils import nms
+
+        self._nms = nms.non_max_suppression
+        self._device = resolve_device(settings.device)
+        self._half = settings.half and self._device.type == "cuda"
+        try:
+            self._model = AutoBackend(settings.weights, device=self._device, fp16=self._half, verbose=False)
+        except Exception as exc:  # ultralytics raises many types for a bad file
+            raise EngineError(f"cannot load weights {settings.weights}: {exc}") from exc
+        self._model.eval()
+        self._settings = settings
+        # An exported model has a fixed input size; the .pt one takes what the letterbox gives it.
+        self._stride = max(int(self._model.stride), 32) if backend == "torch" else 32
+        names = self._model.names
+        self.class_names = [str(names[i]) for i in sorted(names)]
+        self.name = settings.weights.stem
+        self.version = weights_version(settings.weights)
+        self.device = str(self._device)
+        self.backend = backend
+        self._end2end = bool(getattr(self._model, "end2end", False))
+
+    def infer(self, images: Sequence[ImageArray]) -> tuple[list[Detections], BatchTimings]:
+        timings = BatchTimings()
+        t0 = time.perf_counter()
+        tensor, placements = letterbox_batch(images, self._settings.imgsz, self._stride, self._device, self._half)
+        t1 = time.perf_counter()
+        with torch.inference_mode():
+            preds = self._model(tensor)
+            if self._device.type == "cuda":
+                torch.cuda.synchronize(self._device)
+            t2 = time.perf_counter()
+            kept = self._nms(
+                preds,
+                self._settings.conf,
+                self._settings.iou,
+                max_det=self._settings.max_det,
+                end2end=self._end2end,
+            )
+            results = []
+            for det, placement in zip(kept, placements, strict=True):
+                boxes = unplace_boxes(det[:, :4].float(), placement).cpu().numpy()
+                results.append(
+                    Detections(
+                        xyxy=boxes,
+                        confidence=det[:, 4].float().cpu().numpy(),
+                        class_id=det[:, 5].cpu().numpy().astype(np.int64),
+                    )
+                )
+        t3 = time.perf_counter()
+        timings.preprocess_ms = (t1 - t0) * 1e3
+        timings.forward_ms = (t2 - t1) * 1e3
+        timings.postprocess_ms = (t3 - t2) * 1e3
+        return results, timings
+
+
+@register_engine("torch")
+def _torch_engine(settings: EngineSettings) -> Engine:
+    return YoloEngine(settings, "torch")
+
+
+@register_engine("onnx")
+def _onnx_engine(settings: EngineSettings) -> Engine:
+    if settings.weights.suffix != ".onnx":
+        raise EngineError(f"the onnx backend needs an .onnx file, got {settings.weights}")
+    return YoloEngine(settings, "onnx")

@@ -1,0 +1,43 @@
+"""Prometheus metrics of one service instance, on a registry of its own (no globals)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+_LATENCY_BUCKETS_MS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
+_BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+
+
+class ServiceMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.frames_received = Counter(
+            "streetwatch_frames_received", "Frames received, by source.", ["source"], registry=r
+        )
+        self.frames_processed = Counter(
+            "streetwatch_frames_processed", "Frames run through the model, by source.", ["source"], registry=r
+        )
+        self.frames_dropped = Counter(
+            "streetwatch_frames_dropped", "LIVE frames dropped because the source was behind.", ["source"],
+            registry=r,
+        )
+        self.frame_errors = Counter(
+            "streetwatch_frame_errors", "Frames rejected, by error code.", ["code"], registry=r
+        )
+        self.batch_size = Histogram(
+            "streetwatch_batch_size", "Frames per executed batch.", buckets=_BATCH_BUCKETS, registry=r
+        )
+        self.batch_sources = Histogram(
+            "streetwatch_batch_sources", "Distinct sources per executed batch.", buckets=_BATCH_BUCKETS,
+            registry=r,
+        )
+        self.stage_ms = Histogram(
+            "streetwatch_stage_ms", "Milliseconds per stage (decode, queue, preprocess, forward, postprocess).",
+            ["stage"], buckets=_LATENCY_BUCKETS_MS, registry=r,
+        )
+        self.queue_depth = Gauge(
+            "streetwatch_queue_depth", "Frames waiting in the inference queues.", registry=r
+        )
+        self.active_streams = Gauge("streetwatch_active_streams", "Open StreamFrames calls.", registry=r)
+        self.serving = Gauge("streetwatch_serving", "1 when the health status is SERVING.", registry=r)

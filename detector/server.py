@@ -1,0 +1,166 @@
+"""Wiring of `detector serve`: engine, inference core, gRPC services, health, metrics and graceful shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from enum import Enum
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from detector.api._gen.streetwatch.v1 import ingest_pb2, ingest_pb2_grpc
+from detector.api.ingest_service import FrameStage, IngestService, IngestSettings
+from detector.config import ServiceConfig
+from detector.inference.batcher import BatcherSettings, BatchRecord, InferenceCore
+from detector.inference.engine import Engine, EngineSettings, build_engine
+from detector.ingest.decode import ImageLimits
+from detector.metrics import ServiceMetrics
+
+log = logging.getLogger(__name__)
+
+INGEST_SERVICE = ingest_pb2.DESCRIPTOR.services_by_name["Ingest"].full_name
+
+
+class ServiceStatus(Enum):
+    STARTING = "starting"
+    SERVING = "serving"
+    DRAINING = "draining"
+    STOPPED = "stopped"
+
+
+def engine_from_config(config: ServiceConfig) -> Engine:
+    m = config.model
+    return build_engine(
+        m.backend,
+        EngineSettings(
+            weights=m.weights, device=m.device, imgsz=m.imgsz, conf=m.conf, iou=m.iou, max_det=m.max_det, half=m.half
+        ),
+    )
+
+
+@dataclass
+class Service:
+    """A running service. ``port`` is the bound port (useful when the config asked for 0)."""
+
+    config: ServiceConfig
+    server: grpc.aio.Server
+    core: InferenceCore
+    health: health.aio.HealthServicer
+    metrics: ServiceMetrics
+    decoder: ThreadPoolExecutor
+    port: int
+    status: ServiceStatus = ServiceStatus.STARTING
+    _stopped: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def _set_status(self, status: ServiceStatus) -> None:
+        self.status = status
+        serving = status is ServiceStatus.SERVING
+        value = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+        for name in ("", INGEST_SERVICE):
+            await self.health.set(name, value)
+        self.metrics.serving.set(1 if serving else 0)
+        log.info("status %s", status.value, extra={"status": status.value})
+
+    async def stop(self, grace_s: float | None = None) -> None:
+        """Drain: NOT_SERVING, refuse new calls, let queued frames finish, then stop."""
+        if self.status in (ServiceStatus.DRAINING, ServiceStatus.STOPPED):
+            await self._stopped.wait()
+            return
+        grace = self.config.server.grace_s if grace_s is None else grace_s
+        await self._set_status(ServiceStatus.DRAINING)
+        drained = await asyncio.to_thread(self.core.drain, grace)
+        await self.server.stop(grace)
+        self.core.stop()
+        self.decoder.shutdown(wait=False)
+        self.status = ServiceStatus.STOPPED
+        log.info("stopped", extra={"drained": drained})
+        self._stopped.set()
+
+    async def wait_stopped(self) -> None:
+        await self._stopped.wait()
+
+
+async def start_service(
+    config: ServiceConfig,
+    engine: Engine | None = None,
+    stages: list[FrameStage] | None = None,
+) -> Service:
+    """Bind the port, load and warm the model, then report SERVING. Health says NOT_SERVING until then."""
+    s = config.server
+    options = [
+        ("grpc.max_receive_message_length", s.max_message_bytes),
+        ("grpc.max_send_message_length", s.max_message_bytes),
+        ("grpc.so_reuseport", 0),
+    ]
+    server = grpc.aio.server(options=options)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    for name in ("", INGEST_SERVICE):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+    if s.reflection:
+        reflection.enable_server_reflection(
+            (INGEST_SERVICE, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
+            server,
+        )
+    metrics = ServiceMetrics()
+    decoder = ThreadPoolExecutor(config.ingest.decode_threads, thread_name_prefix="decode")
+    ingest_settings = IngestSettings(
+        limits=ImageLimits(config.ingest.max_pixels, config.ingest.max_side_px),
+        allowed_sources=frozenset(config.ingest.sources),
+        max_inflight_per_stream=s.max_inflight_per_stream,
+    )
+    ingest = IngestService(ingest_settings, metrics, decoder, stages or [])
+    ingest_pb2_grpc.add_IngestServicer_to_server(ingest, server)
+    port = server.add_insecure_port(f"{s.host}:{s.port}")
+    if port == 0:
+        raise OSError(f"cannot listen on {s.host}:{s.port}")
+    await server.start()  # health answers NOT_SERVING while the model loads
+    log.info("listening", extra={"address": f"{s.host}:{port}"})
+
+    try:
+        if engine is None:
+            engine = await asyncio.to_thread(engine_from_config, config)
+        await asyncio.to_thread(engine.warmup, config.model.warmup_batch_sizes)
+    except BaseException:
+        await server.stop(0)
+        decoder.shutdown(wait=False)
+        raise
+    log.info(
+        "model ready",
+        extra={"model": engine.name, "version": engine.version, "device": engine.device, "backend": engine.backend},
+    )
+
+    def on_batch(record: BatchRecord) -> None:
+        metrics.batch_size.observe(record.size)
+        metrics.batch_sources.observe(record.sources)
+        metrics.stage_ms.labels("preprocess").observe(record.timings.preprocess_ms)
+        metrics.stage_ms.labels("forward").observe(record.timings.forward_ms)
+        metrics.stage_ms.labels("postprocess").observe(record.timings.postprocess_ms)
+
+    b = config.batching
+    core = InferenceCore(
+        engine, BatcherSettings(b.max_batch, b.max_wait_ms, b.max_per_source, b.queue_size), on_batch=on_batch
+    )
+    metrics.queue_depth.set_function(lambda: sum(core.queue_depths().values()))
+    ingest.attach(core)
+    if s.metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(s.metrics_port, addr=s.host, registry=metrics.registry)
+    service = Service(config, server, core, health_servicer, metrics, decoder, port)
+    await service._set_status(ServiceStatus.SERVING)
+    return service
+
+
+async def serve_forever(config: ServiceConfig) -> None:
+    """Run until SIGTERM or SIGINT, then drain gracefully."""
+    service = await start_service(config)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, lambda: asyncio.ensure_future(service.stop()))
+    await service.wait_stopped()

@@ -1,0 +1,1 @@
+"""Dataset assembly, training and evaluation (never imported by the service)."""

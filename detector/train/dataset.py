@@ -1,0 +1,200 @@
+"""Assemble one YOLO dataset with one unified class list from several sources.
+
+The split is made per source, by source image, after grouping near-duplicates (dHash, see neardup.py) so that
+no near-copy of a validation image is trained on. Images are linked, never copied: the shared datasets stay where
+they are and only rewritten label files are written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import yaml
+from tqdm import tqdm
+
+from detector.train.config import SimSource, TrainConfig, YoloSource
+from detector.train.neardup import dhash, group_near_duplicates
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+
+
+@dataclass(frozen=True)
+class LabelledImage:
+    """One image of a source with its labels in unified class ids (cls, cx, cy, w, h; normalised)."""
+
+    path: Path
+    boxes: list[tuple[int, float, float, float, float]]
+    given_val: bool = False
+
+
+@dataclass
+class SplitReport:
+    """What the assembly did, written next to the dataset as manifest.json and quoted in the model card."""
+
+    source: str
+    images: dict[str, int] = field(default_factory=dict)
+    instances: dict[str, dict[str, int]] = field(default_factory=dict)
+    near_duplicate_groups: int = 0
+    images_in_near_duplicate_groups: int = 0
+
+
+def read_yolo_label(path: Path, class_map: dict[int, int]) -> list[tuple[int, float, float, float, float]]:
+    """Read a YOLO box or polygon label file; polygons become their bounding box. Unmapped classes are dropped."""
+    boxes: list[tuple[int, float, float, float, float]] = []
+    if not path.exists():
+        return boxes
+    for line_no, line in enumerate(path.read_text().splitlines(), 1):
+        parts = line.split()
+        if not parts:
+            continue
+        values = [float(v) for v in parts[1:]]
+        source_cls = int(parts[0])
+        if source_cls not in class_map:
+            continue
+        if len(values) == 4:
+            cx, cy, w, h = values
+        elif len(values) >= 6 and len(values) % 2 == 0:
+            xs, ys = np.array(values[0::2]), np.array(values[1::2])
+            x1, x2 = float(np.clip(xs.min(), 0, 1)), float(np.clip(xs.max(), 0, 1))
+            y1, y2 = float(np.clip(ys.min(), 0, 1)), float(np.clip(ys.max(), 0, 1))
+            cx, cy, w, h = (x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1
+        else:
+            raise ValueError(f"{path}:{line_no}: expected 4 box values or a polygon, got {len(values)} values")
+        if w > 0 and h > 0:
+            boxes.append((class_map[source_cls], cx, cy, w, h))
+    return boxes
+
+
+def list_yolo_source(source: YoloSource, unified: list[str]) -> list[LabelledImage]:
+    data = yaml.safe_load((source.path / "data.yaml").read_text())
+    names = data["names"]
+    names = names if isinstance(names, dict) else dict(enumerate(names))
+    class_map = {int(i): unified.index(source.classes[n]) for i, n in names.items() if n in source.classes}
+    splits = [(data["train"], False)]
+    if source.use_source_val and data.get("val") and data["val"] != data["train"]:
+        splits.append((data["val"], True))
+    images: list[LabelledImage] = []
+    for rel, given_val in splits:
+        image_dir = source.path / rel
+        for image in sorted(image_dir.iterdir()):
+            if image.suffix.lower() not in IMAGE_SUFFIXES:
+                continue
+            label = source.path / str(rel).replace("images", "labels", 1) / (image.stem + ".txt")
+            images.append(LabelledImage(image, read_yolo_label(label, class_map), given_val))
+    return images
+
+
+def split_by_group(
+    images: list[LabelledImage], groups: np.ndarray, val_fraction: float, seed: int
+) -> list[bool]:
+    """Decide val membership per image so that each near-duplicate group lies wholly on one side.
+
+    A group that holds an image of the source's own val split goes to val; otherwise groups are drawn at random
+    (seeded) until ``val_fraction`` of the images are held out.
+    """
+    members: dict[int, list[int]] = {}
+    for index, group in enumerate(groups.tolist()):
+        members.setdefault(group, []).append(index)
+    is_val = [False] * len(images)
+    forced = [g for g, idx in members.items() if any(images[i].given_val for i in idx)]
+    for g in forced:
+        for i in members[g]:
+            is_val[i] = True
+    if not forced and val_fraction > 0:
+        order = sorted(members)
+        random.Random(seed).shuffle(order)
+        target = round(val_fraction * len(images))
+        held = 0
+        for g in order:
+            if held >= target:
+                break
+            for i in members[g]:
+                is_val[i] = True
+            held += len(members[g])
+    return is_val
+
+
+def _link(src: Path, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if dst.is_symlink() or dst.exists():
+        dst.unlink()
+    os.symlink(src.resolve(), dst)
+
+
+def write_split(
+    out: Path, source_name: str, images: list[LabelledImage], is_val: list[bool], report: SplitReport,
+    classes: list[str],
+) -> None:
+    for image, val in zip(images, is_val, strict=True):
+        split = "val" if val else "train"
+        stem = f"{source_name}__{image.path.stem}"
+        _link(image.path, out / "images" / split / (stem + image.path.suffix.lower()))
+        label = out / "labels" / split / (stem + ".txt")
+        label.parent.mkdir(parents=True, exist_ok=True)
+        label.write_text("".join(f"{c} {x:.6f} {y:.6f} {w:.6f} {h:.6f}\n" for c, x, y, w, h in image.boxes))
+        report.images[split] = report.images.get(split, 0) + 1
+        per_class = report.instances.setdefault(split, {})
+        for c, *_ in image.boxes:
+            per_class[classes[c]] = per_class.get(classes[c], 0) + 1
+
+
+def write_source_val(out: Path, source_name: str, classes: list[str]) -> Path:
+    """A data yaml whose val split is one source's val images only, for per-source evaluation."""
+    listing = out / f"val_{source_name}.txt"
+    images = sorted((out / "images" / "val").glob(f"{source_name}__*"))
+    listing.write_text("".join(f"./images/val/{p.name}\n" for p in images))
+    data = {"path": str(out), "train": "images/train", "val": listing.name, "names": dict(enumerate(classes))}
+    path = out / f"data_val_{source_name}.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+    return path
+
+
+SimRenderer = Callable[[SimSource, list[str], Path], list[LabelledImage]]
+
+
+def assemble(config: TrainConfig, render_sim: SimRenderer | None = None) -> Path:
+    """Build ``work_dir/dataset`` (links + labels + data.yaml + manifest.json) and return the data.yaml path."""
+    out = config.work_dir / "dataset"
+    for sub in ("images", "labels"):
+        for path in sorted((out / sub).rglob("*"), reverse=True) if (out / sub).exists() else []:
+            path.unlink() if not path.is_dir() else path.rmdir()
+    reports: list[SplitReport] = []
+    for source in config.sources:
+        if isinstance(source, YoloSource):
+            images = list_yolo_source(source, config.classes)
+            val_fraction = source.val_fraction
+        else:
+            if render_sim is None:
+                raise ValueError(f"source {source.name!r} needs the simulator's composite renderer")
+            images = render_sim(source, config.classes, config.work_dir / "sim" / source.name)
+            val_fraction = source.val_fraction
+        hashes = [dhash(i.path) for i in tqdm(images, desc=f"hash {source.name}", unit="img")]
+        groups = group_near_duplicates(hashes, config.near_duplicate_max_hamming)
+        is_val = split_by_group(images, groups, val_fraction, config.seed)
+        report = SplitReport(source.name)
+        sizes = np.bincount(np.unique(groups, return_inverse=True)[1])
+        report.near_duplicate_groups = int((sizes > 1).sum())
+        report.images_in_near_duplicate_groups = int(sizes[sizes > 1].sum())
+        write_split(out, source.name, images, is_val, report, config.classes)
+        write_source_val(out, source.name, config.classes)
+        reports.append(report)
+    data_yaml = out / "data.yaml"
+    data_yaml.write_text(
+        yaml.safe_dump(
+            {"path": str(out), "train": "images/train", "val": "images/val", "names": dict(enumerate(config.classes))},
+            sort_keys=False,
+            allow_unicode=True,
+        )
+    )
+    manifest = {
+        "near_duplicate_max_hamming": config.near_duplicate_max_hamming,
+        "sources": [r.__dict__ for r in reports],
+    }
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    return data_yaml

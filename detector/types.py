@@ -1,0 +1,188 @@
+"""Internal types passed between stages: one value per boundary, plain dataclasses of numpy arrays.
+
+The proto lives only in ``detector/api``; every other package speaks these types.
+Time is seconds (``capture_ts``, float, from the capture timestamp), never a frame count.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from enum import Enum
+
+import numpy as np
+import numpy.typing as npt
+
+FloatArray = npt.NDArray[np.float32]
+IntArray = npt.NDArray[np.int64]
+ImageArray = npt.NDArray[np.uint8]
+
+
+class DeliveryMode(Enum):
+    """What the service does when a source sends faster than it can be served."""
+
+    LIVE = "live"  # drop the oldest queued frame of that source
+    LOSSLESS = "lossless"  # hold the sender (gRPC flow control) until there is room
+
+
+@dataclass(frozen=True)
+class Telemetry:
+    """Drone pose at capture time. Angles in degrees; any field may be unknown (None).
+
+    Aircraft yaw is clockwise from true north; pitch is positive nose-up; gimbal pitch -90 looks straight down.
+    """
+
+    lat: float | None = None
+    lon: float | None = None
+    altitude_agl_m: float | None = None
+    aircraft_yaw_deg: float | None = None
+    aircraft_pitch_deg: float | None = None
+    aircraft_roll_deg: float | None = None
+    gimbal_yaw_deg: float | None = None
+    gimbal_pitch_deg: float | None = None
+    gimbal_roll_deg: float | None = None
+    hfov_deg: float | None = None
+
+    def __post_init__(self) -> None:
+        for name, value in self.__dict__.items():
+            if value is not None and not math.isfinite(value):
+                raise ValueError(f"telemetry {name} must be finite, got {value}")
+        if self.lat is not None and not -90.0 <= self.lat <= 90.0:
+            raise ValueError(f"telemetry lat {self.lat} is outside [-90, 90]")
+        if self.lon is not None and not -180.0 <= self.lon <= 180.0:
+            raise ValueError(f"telemetry lon {self.lon} is outside [-180, 180]")
+        if self.hfov_deg is not None and not 0.0 < self.hfov_deg < 180.0:
+            raise ValueError(f"telemetry hfov_deg {self.hfov_deg} is outside (0, 180)")
+
+
+@dataclass
+class Frame:
+    """One decoded image from a source: HxWx3 uint8 BGR."""
+
+    source_id: str
+    seq: int
+    capture_ts: float
+    image: ImageArray
+    telemetry: Telemetry | None = None
+
+    def __post_init__(self) -> None:
+        if self.image.dtype != np.uint8 or self.image.ndim != 3 or self.image.shape[2] != 3:
+            raise ValueError(f"image must be HxWx3 uint8, got {self.image.dtype} {self.image.shape}")
+        if not math.isfinite(self.capture_ts):
+            raise ValueError("capture_ts must be finite")
+
+    @property
+    def width(self) -> int:
+        return int(self.image.shape[1])
+
+    @property
+    def height(self) -> int:
+        return int(self.image.shape[0])
+
+
+def _empty_f32(*shape: int) -> FloatArray:
+    return np.zeros(shape, dtype=np.float32)
+
+
+def _empty_i64() -> IntArray:
+    return np.zeros((0,), dtype=np.int64)
+
+
+@dataclass
+class Detections:
+    """Parallel arrays for N objects in one frame; boxes are x1 y1 x2 y2 in that frame's own pixels."""
+
+    xyxy: FloatArray = field(default_factory=lambda: _empty_f32(0, 4))
+    confidence: FloatArray = field(default_factory=lambda: _empty_f32(0))
+    class_id: IntArray = field(default_factory=_empty_i64)
+    track_id: IntArray | None = None  # -1 = not tracked; None until a tracker ran
+
+    def __post_init__(self) -> None:
+        self.xyxy = np.asarray(self.xyxy, dtype=np.float32).reshape(-1, 4)
+        self.confidence = np.asarray(self.confidence, dtype=np.float32).reshape(-1)
+        self.class_id = np.asarray(self.class_id, dtype=np.int64).reshape(-1)
+        n = len(self.xyxy)
+        if len(self.confidence) != n or len(self.class_id) != n:
+            raise ValueError(
+                f"detections arrays disagree: {n} boxes, {len(self.confidence)} scores, {len(self.class_id)} ids"
+            )
+        if self.track_id is not None:
+            self.track_id = np.asarray(self.track_id, dtype=np.int64).reshape(-1)
+            if len(self.track_id) != n:
+                raise ValueError(f"track_id has {len(self.track_id)} entries for {n} boxes")
+        if n and not np.all(np.isfinite(self.xyxy)):
+            raise ValueError("boxes must be finite")
+
+    def __len__(self) -> int:
+        return len(self.xyxy)
+
+    def bottom_centres(self) -> FloatArray:
+        """Ground-contact point of each box (bottom centre), Nx2 pixels."""
+        x = (self.xyxy[:, 0] + self.xyxy[:, 2]) / 2.0
+        return np.stack([x, self.xyxy[:, 3]], axis=1).astype(np.float32)
+
+    def subset(self, keep: npt.NDArray[np.bool_] | IntArray) -> Detections:
+        return Detections(
+            xyxy=self.xyxy[keep],
+            confidence=self.confidence[keep],
+            class_id=self.class_id[keep],
+            track_id=None if self.track_id is None else self.track_id[keep],
+        )
+
+
+@dataclass(frozen=True)
+class GeoPoint:
+    """A WGS84 position with its 1-sigma horizontal accuracy and how it was obtained."""
+
+    lat: float
+    lon: float
+    accuracy_m: float
+    method: str  # e.g. "homography", "drone-projection", "drone-nadir-assumed"
+
+
+class EventType(Enum):
+    """Incident lifecycle (case-system feedback states come later)."""
+
+    OPENED = "OPENED"
+    UPDATED = "UPDATED"
+    CLEARED = "CLEARED"
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """A stored evidence file (e.g. a JPEG crop), addressed by content hash."""
+
+    kind: str  # "frame_jpeg", "crop_jpeg"
+    sha256: str
+    uri: str
+
+
+@dataclass(frozen=True)
+class IncidentEvent:
+    """One change in an incident's life. ``sequence`` is assigned by the store (0 until appended).
+
+    ``event_id`` is a UUID string, unique per event, so that a consumer can de-duplicate on redelivery.
+    """
+
+    event_id: str
+    incident_id: str
+    type: EventType
+    category: str
+    case_code: str
+    label: str
+    severity: str
+    confidence: float
+    source_id: str
+    first_seen_ts: float
+    last_seen_ts: float
+    box_xyxy: tuple[float, float, float, float]
+    zone_id: str
+    rule: str
+    model_version: str = ""
+    location: GeoPoint | None = None
+    evidence: tuple[Evidence, ...] = ()
+    sequence: int = 0
+
+    @property
+    def duration_s(self) -> float:
+        return self.last_seen_ts - self.first_seen_ts
