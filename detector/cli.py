@@ -21,7 +21,11 @@ def main(argv: list[str] | None = None) -> int:
     serve = commands.add_parser("serve", help="run the gRPC service")
     serve.add_argument("--config", type=Path, help="YAML settings file (defaults are embedded)")
     serve.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
         help="override one setting, e.g. --set batching.max_batch=16 (repeatable)",
     )
     serve.add_argument("--host", help="same as --set server.host=...")
@@ -31,9 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--print-config", action="store_true", help="print the merged settings and exit")
 
     replay = commands.add_parser("replay", help="stream a video file to the service like a camera would")
-    replay.add_argument("video", type=Path)
+    replay.add_argument("video", type=Path, help="a video file, or a folder of images")
     replay.add_argument("--target", default="127.0.0.1:50051", help="service address")
-    replay.add_argument("--source-id", help="source id (default: the file name)")
+    replay.add_argument("--source", "--source-id", dest="source_id", help="source id (default: the file name)")
     replay.add_argument("--fps", type=float, default=0.0, help="frames per second of video to send (0 = all)")
     replay.add_argument("--mode", choices=["live", "lossless"], default="lossless")
     replay.add_argument("--realtime", action="store_true", help="pace frames to the video clock")
@@ -47,8 +51,12 @@ def main(argv: list[str] | None = None) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     overrides = list(args.overrides)
-    for flag, key in (("host", "server.host"), ("port", "server.port"), ("weights", "model.weights"),
-                      ("device", "model.device")):
+    for flag, key in (
+        ("host", "server.host"),
+        ("port", "server.port"),
+        ("weights", "model.weights"),
+        ("device", "model.device"),
+    ):
         value = getattr(args, flag)
         if value is not None:
             overrides.append(f"{key}={value}")

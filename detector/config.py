@@ -37,9 +37,7 @@ class ServerSettings(_Section):
     )
     grace_s: float = Field(10.0, ge=0, description="On SIGTERM, how long in-flight frames may take to finish.")
     reflection: bool = Field(True, description="Serve gRPC server reflection.")
-    metrics_port: int = Field(
-        0, ge=0, le=65535, description="Prometheus /metrics HTTP port on the same host; 0 = off."
-    )
+    metrics_port: int = Field(0, ge=0, le=65535, description="Prometheus /metrics HTTP port on the same host; 0 = off.")
     max_inflight_per_stream: int = Field(
         16, ge=1, description="Frames of one stream accepted but not yet answered; more wait (flow control)."
     )

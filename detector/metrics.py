@@ -15,29 +15,43 @@ class ServiceMetrics:
         self.frames_received = Counter(
             "streetwatch_frames_received", "Frames received, by source.", ["source"], registry=r
         )
+        self.frames_decoded = Counter(
+            "streetwatch_frames_decoded",
+            "Frames decoded and queued for the model, by source.",
+            ["source"],
+            registry=r,
+        )
         self.frames_processed = Counter(
             "streetwatch_frames_processed", "Frames run through the model, by source.", ["source"], registry=r
         )
         self.frames_dropped = Counter(
-            "streetwatch_frames_dropped", "LIVE frames dropped because the source was behind.", ["source"],
+            "streetwatch_frames_dropped",
+            "LIVE frames dropped because the source was behind.",
+            ["source"],
             registry=r,
         )
-        self.frame_errors = Counter(
-            "streetwatch_frame_errors", "Frames rejected, by error code.", ["code"], registry=r
-        )
+        self.frame_errors = Counter("streetwatch_frame_errors", "Frames rejected, by error code.", ["code"], registry=r)
         self.batch_size = Histogram(
             "streetwatch_batch_size", "Frames per executed batch.", buckets=_BATCH_BUCKETS, registry=r
         )
         self.batch_sources = Histogram(
-            "streetwatch_batch_sources", "Distinct sources per executed batch.", buckets=_BATCH_BUCKETS,
+            "streetwatch_batch_sources",
+            "Distinct sources per executed batch.",
+            buckets=_BATCH_BUCKETS,
             registry=r,
         )
         self.stage_ms = Histogram(
-            "streetwatch_stage_ms", "Milliseconds per stage (decode, queue, preprocess, forward, postprocess).",
-            ["stage"], buckets=_LATENCY_BUCKETS_MS, registry=r,
+            "streetwatch_stage_ms",
+            "Milliseconds per stage (decode, queue, preprocess, forward, postprocess).",
+            ["stage"],
+            buckets=_LATENCY_BUCKETS_MS,
+            registry=r,
         )
-        self.queue_depth = Gauge(
-            "streetwatch_queue_depth", "Frames waiting in the inference queues.", registry=r
-        )
+        self.queue_depth = Gauge("streetwatch_queue_depth", "Frames waiting in the inference queues.", registry=r)
         self.active_streams = Gauge("streetwatch_active_streams", "Open StreamFrames calls.", registry=r)
+        self.device_memory = Gauge(
+            "streetwatch_device_memory_bytes",
+            "Memory the model holds on its GPU (absent on the CPU).",
+            registry=r,
+        )
         self.serving = Gauge("streetwatch_serving", "1 when the health status is SERVING.", registry=r)

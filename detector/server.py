@@ -38,7 +38,13 @@ def engine_from_config(config: ServiceConfig) -> Engine:
     return build_engine(
         m.backend,
         EngineSettings(
-            weights=m.weights, device=m.device, imgsz=m.imgsz, conf=m.conf, iou=m.iou, max_det=m.max_det, half=m.half
+            weights=m.weights,
+            device=m.device,
+            imgsz=m.imgsz,
+            conf=m.conf,
+            iou=m.iou,
+            max_det=m.max_det,
+            half=m.half,
         ),
     )
 
@@ -104,7 +110,11 @@ async def start_service(
         await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
     if s.reflection:
         reflection.enable_server_reflection(
-            (INGEST_SERVICE, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
+            (
+                INGEST_SERVICE,
+                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                reflection.SERVICE_NAME,
+            ),
             server,
         )
     metrics = ServiceMetrics()
@@ -132,7 +142,12 @@ async def start_service(
         raise
     log.info(
         "model ready",
-        extra={"model": engine.name, "version": engine.version, "device": engine.device, "backend": engine.backend},
+        extra={
+            "model": engine.name,
+            "version": engine.version,
+            "device": engine.device,
+            "backend": engine.backend,
+        },
     )
 
     def on_batch(record: BatchRecord) -> None:
@@ -147,6 +162,9 @@ async def start_service(
         engine, BatcherSettings(b.max_batch, b.max_wait_ms, b.max_per_source, b.queue_size), on_batch=on_batch
     )
     metrics.queue_depth.set_function(lambda: sum(core.queue_depths().values()))
+    loaded = engine
+    if loaded.device_memory_bytes() is not None:
+        metrics.device_memory.set_function(lambda: loaded.device_memory_bytes() or 0.0)
     ingest.attach(core)
     if s.metrics_port:
         from prometheus_client import start_http_server

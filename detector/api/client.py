@@ -22,7 +22,7 @@ def encode_jpeg(image: ImageArray, quality: int = 90) -> bytes:
 
 def timestamp(ts: float) -> Timestamp:
     seconds = int(ts // 1)
-    return Timestamp(seconds=seconds, nanos=min(int(round((ts - seconds) * 1e9)), 999_999_999))
+    return Timestamp(seconds=seconds, nanos=min(round((ts - seconds) * 1e9), 999_999_999))
 
 
 def make_frame(
@@ -83,7 +83,8 @@ class IngestClient:
         return call.__aiter__()  # type: ignore[no-any-return]
 
     async def detect(self, frame: pb.Frame, timeout_s: float | None = None) -> pb.FrameResult:
-        return await self._stub.Detect(frame, timeout=timeout_s)
+        result: pb.FrameResult = await self._stub.Detect(frame, timeout=timeout_s)
+        return result
 
 
 async def _wait(channel: grpc.aio.Channel, timeout_s: float) -> None:

@@ -35,7 +35,8 @@ def capture_ts(frame: pb.Frame) -> float:
     t = frame.capture_time
     if not (_MIN_TS <= t.seconds < _MAX_TS) or not (0 <= t.nanos < 1_000_000_000):
         raise FrameRejected(
-            RejectCode.INVALID_FRAME, f"capture_time {t.seconds}s {t.nanos}ns is not a plausible wall-clock time"
+            RejectCode.INVALID_FRAME,
+            f"capture_time {t.seconds}s {t.nanos}ns is not a plausible wall-clock time",
         )
     return t.seconds + t.nanos / 1e9
 
@@ -45,7 +46,8 @@ def check_source_id(source_id: str) -> None:
         raise FrameRejected(RejectCode.INVALID_FRAME, "source_id is required")
     if len(source_id) > MAX_SOURCE_ID_LEN or not source_id.isprintable():
         raise FrameRejected(
-            RejectCode.INVALID_FRAME, f"source_id must be printable and at most {MAX_SOURCE_ID_LEN} characters"
+            RejectCode.INVALID_FRAME,
+            f"source_id must be printable and at most {MAX_SOURCE_ID_LEN} characters",
         )
 
 
@@ -85,5 +87,5 @@ def error_result(source_id: str, seq: int, code: RejectCode, message: str) -> pb
     return pb.FrameResult(
         source_id=source_id,
         seq=seq,
-        error=pb.FrameError(code=pb.FrameErrorCode.Value(code.value), message=message),
+        error=pb.FrameError(code=pb.FrameErrorCode.Name(pb.FrameErrorCode.Value(code.value)), message=message),
     )

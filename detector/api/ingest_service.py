@@ -43,7 +43,7 @@ class _Processed:
     detections: Detections | None
 
 
-class IngestService(ingest_pb2_grpc.IngestServicer):  # type: ignore[misc]
+class IngestService(ingest_pb2_grpc.IngestServicer):
     """Registered before the server starts; calls get UNAVAILABLE until :meth:`attach` hands it the core."""
 
     def __init__(
@@ -141,6 +141,7 @@ class IngestService(ingest_pb2_grpc.IngestServicer):  # type: ignore[misc]
         try:
             frame = await self._to_frame(request)
             decode_ms = (time.perf_counter() - started) * 1e3
+            self._metrics.frames_decoded.labels(source_id[:64]).inc()
             inference = await self._core.submit(frame, mode)
         except FrameRejected as exc:
             return self._rejected(request, exc)
@@ -178,9 +179,7 @@ class IngestService(ingest_pb2_grpc.IngestServicer):  # type: ignore[misc]
         detections = processed.detections
         for stage in self._stages:
             detections = await stage.process(processed.frame, detections)
-        processed.result.detections.extend(
-            convert.detections_to_proto(detections, self._core.engine.class_names)
-        )
+        processed.result.detections.extend(convert.detections_to_proto(detections, self._core.engine.class_names))
         return processed.result
 
     async def _to_frame(self, request: pb.Frame) -> Frame:
@@ -200,7 +199,13 @@ class IngestService(ingest_pb2_grpc.IngestServicer):  # type: ignore[misc]
             if raw.pixel_format not in (pb.BGR8, pb.RGB8):
                 raise FrameRejected(RejectCode.INVALID_IMAGE, "raw.pixel_format must be BGR8 or RGB8")
             image = await loop.run_in_executor(
-                self._decoder, decode_raw, raw.width, raw.height, raw.pixel_format == pb.RGB8, raw.data, limits
+                self._decoder,
+                decode_raw,
+                raw.width,
+                raw.height,
+                raw.pixel_format == pb.RGB8,
+                raw.data,
+                limits,
             )
         else:
             raise FrameRejected(RejectCode.INVALID_IMAGE, "frame carries no image (set encoded or raw)")
@@ -210,5 +215,8 @@ class IngestService(ingest_pb2_grpc.IngestServicer):  # type: ignore[misc]
         self._metrics.frame_errors.labels(exc.code.value).inc()
         if exc.code is RejectCode.DROPPED:
             self._metrics.frames_dropped.labels(request.source_id[:64]).inc()
-        log.debug("frame rejected", extra={"source_id": request.source_id, "seq": request.seq, "code": exc.code.value})
+        log.debug(
+            "frame rejected",
+            extra={"source_id": request.source_id, "seq": request.seq, "code": exc.code.value},
+        )
         return _Processed(convert.error_result(request.source_id, request.seq, exc.code, exc.message), None, None)

@@ -13,7 +13,7 @@ import numpy as np
 
 from detector.api._gen.streetwatch.v1 import ingest_pb2 as pb
 from detector.api.client import IngestClient, encode_jpeg, make_frame
-from detector.ingest.video import probe, read_frames
+from detector.ingest.video import probe, read_frames, read_images
 from detector.types import DeliveryMode
 
 
@@ -65,18 +65,26 @@ async def replay(
     start_ts: float | None = None,
     jpeg_quality: int = 90,
 ) -> ReplaySummary:
-    """Send the video's frames (at most ``fps`` per second of video; 0 = all).
+    """Send the video's frames (at most ``fps`` per second of video; 0 = all), or a folder's images at ``fps``
+    (1 when 0).
 
     ``realtime`` paces sending to the video clock, as a live camera would; otherwise frames go as fast as the
     service takes them. Capture times are ``start_ts`` (default: now) plus the video time.
     """
-    probe(video)  # a clear error before opening a stream
+    image_fps = fps if fps > 0 else 1.0
+    if video.is_dir():
+        next(read_images(video, image_fps))  # a clear error before opening a stream
+    else:
+        probe(video)
     start = time.time() if start_ts is None else start_ts
     sent_at: dict[int, float] = {}
     summary = ReplaySummary(str(video), source_id, mode.value)
 
     async def frames() -> AsyncIterator[pb.Frame]:
-        reader = read_frames(video, every_s=1.0 / fps if fps > 0 else 0.0)
+        if video.is_dir():
+            reader = read_images(video, image_fps)
+        else:
+            reader = read_frames(video, every_s=1.0 / fps if fps > 0 else 0.0)
         began = time.perf_counter()
         seq = 0
         while (item := await asyncio.to_thread(next, reader, None)) is not None:

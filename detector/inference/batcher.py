@@ -234,9 +234,7 @@ class InferenceCore:
                 job.future.set_exception(exc)
             return
         for job, detections in zip(batch, results, strict=True):
-            job.future.set_result(
-                Inference(detections, (started - job.enqueued) * 1e3, timings, len(batch))
-            )
+            job.future.set_result(Inference(detections, (started - job.enqueued) * 1e3, timings, len(batch)))
         if self._on_batch is not None:
             self._on_batch(BatchRecord(len(batch), len({j.frame.source_id for j in batch}), timings))
 

@@ -58,6 +58,10 @@ class Engine(ABC):
     def infer(self, images: Sequence[ImageArray]) -> tuple[list[Detections], BatchTimings]:
         """Detect in every image; one result per image, in order."""
 
+    def device_memory_bytes(self) -> float | None:
+        """Memory allocated on the accelerator, or None on the CPU."""
+        return None
+
     def warmup(self, batch_sizes: Sequence[int] = (1,)) -> None:
         """Run dummy batches so that the first real frames do not pay for lazy initialisation."""
         import numpy as np

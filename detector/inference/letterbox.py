@@ -75,7 +75,7 @@ def letterbox_batch(
 
 
 def _cv2_resize(im: ImageArray, w: int, h: int) -> ImageArray:
-    return cv2.resize(im, (w, h), interpolation=cv2.INTER_LINEAR)  # type: ignore[no-any-return]
+    return np.asarray(cv2.resize(im, (w, h), interpolation=cv2.INTER_LINEAR), dtype=np.uint8)
 
 
 def unplace_boxes(xyxy: torch.Tensor, p: Placement) -> torch.Tensor:

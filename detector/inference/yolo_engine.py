@@ -60,6 +60,11 @@ class YoloEngine(Engine):
         self.backend = backend
         self._end2end = bool(getattr(self._model, "end2end", False))
 
+    def device_memory_bytes(self) -> float | None:
+        if self._device.type != "cuda":
+            return None
+        return float(torch.cuda.memory_allocated(self._device))
+
     def infer(self, images: Sequence[ImageArray]) -> tuple[list[Detections], BatchTimings]:
         timings = BatchTimings()
         t0 = time.perf_counter()

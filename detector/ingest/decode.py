@@ -64,7 +64,7 @@ def decode_encoded(data: bytes, limits: ImageLimits) -> ImageArray:
         raise FrameRejected(RejectCode.UNDECODABLE, "image bytes could not be decoded (corrupt or truncated)")
     if (image.shape[1], image.shape[0]) != size:
         raise FrameRejected(RejectCode.UNDECODABLE, "decoded size differs from the image header")
-    return image  # type: ignore[no-any-return]
+    return np.asarray(image, dtype=np.uint8)
 
 
 def decode_raw(width: int, height: int, rgb: bool, data: bytes, limits: ImageLimits) -> ImageArray:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import av
+import numpy as np
 
 from detector.types import ImageArray
 
@@ -29,12 +30,28 @@ def probe(path: Path) -> VideoInfo:
         with av.open(str(path)) as container:
             stream = container.streams.video[0]
             fps = float(stream.average_rate or stream.guessed_rate or 0)
-            duration = float(stream.duration * stream.time_base) if stream.duration else 0.0
+            duration = float(stream.duration * stream.time_base) if stream.duration and stream.time_base else 0.0
             if not duration and container.duration:
                 duration = container.duration / 1e6
             return VideoInfo(stream.codec_context.width, stream.codec_context.height, fps, stream.frames, duration)
     except (av.FFmpegError, IndexError, OSError) as exc:
         raise VideoError(f"cannot open video {path}: {exc}") from exc
+
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+
+
+def read_images(folder: Path, fps: float) -> Iterator[tuple[float, ImageArray]]:
+    """A folder of images as a stream at ``fps`` (file names in sorted order); unreadable files are skipped."""
+    import cv2
+
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise VideoError(f"{folder} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    for i, file in enumerate(files):
+        image = cv2.imread(str(file), cv2.IMREAD_COLOR)
+        if image is not None:
+            yield i / fps, np.asarray(image, dtype=np.uint8)
 
 
 def read_frames(path: Path, every_s: float = 0.0) -> Iterator[tuple[float, ImageArray]]:
@@ -52,7 +69,7 @@ def read_frames(path: Path, every_s: float = 0.0) -> Iterator[tuple[float, Image
         first_pts: float | None = None
         try:
             for frame in container.decode(stream):
-                if frame.pts is None:
+                if frame.pts is None or stream.time_base is None:
                     continue
                 t = float(frame.pts * stream.time_base)
                 first_pts = t if first_pts is None else first_pts
@@ -60,6 +77,6 @@ def read_frames(path: Path, every_s: float = 0.0) -> Iterator[tuple[float, Image
                 if every_s > 0 and t + 1e-6 < next_t:
                     continue
                 next_t = t + every_s
-                yield t, frame.to_ndarray(format="bgr24")
+                yield t, np.asarray(frame.to_ndarray(format="bgr24"), dtype=np.uint8)
         except av.FFmpegError as exc:
             raise VideoError(f"{path}: decoding failed: {exc}") from exc

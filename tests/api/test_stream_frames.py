@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
 
 import grpc
 import numpy as np
@@ -49,16 +50,16 @@ def test_stream_returns_one_result_per_frame_in_order_with_the_models_boxes(engi
         assert all(d.track_id == -1 for d in result.detections)
 
 
-def test_detect_unary_and_raw_rgb_image_give_the_same_answer_as_jpeg_decoded_bgr(
-    engine, street_photos, service_config
-):
+def test_detect_unary_and_raw_rgb_image_give_the_same_answer_as_jpeg_decoded_bgr(engine, street_photos, service_config):
     image = street_photos[0]
     rgb_raw = pb.Frame(
         source_id="cam-raw",
         seq=1,
         capture_time=make_frame("x", 1, NOW).capture_time,
         raw=pb.RawImage(
-            width=image.shape[1], height=image.shape[0], pixel_format=pb.RGB8,
+            width=image.shape[1],
+            height=image.shape[0],
+            pixel_format=pb.RGB8,
             data=np.ascontiguousarray(image[:, :, ::-1]).tobytes(),
         ),
     )
@@ -90,7 +91,10 @@ def _bad_frames(good_jpeg: bytes) -> list[tuple[pb.Frame, str]]:
         (f(1, encoded=b"not an image at all"), "UNDECODABLE"),
         (f(2, encoded=good_jpeg[: len(good_jpeg) // 3]), "UNDECODABLE"),
         (f(3, encoded=huge_png), "IMAGE_TOO_LARGE"),
-        (f(4, raw=pb.RawImage(width=10, height=10, pixel_format=pb.BGR8, data=b"\x00" * 299)), "INVALID_IMAGE"),
+        (
+            f(4, raw=pb.RawImage(width=10, height=10, pixel_format=pb.BGR8, data=b"\x00" * 299)),
+            "INVALID_IMAGE",
+        ),
         (f(5, raw=pb.RawImage(width=10, height=10, data=b"\x00" * 300)), "INVALID_IMAGE"),
         (f(6), "INVALID_IMAGE"),
         (f(7, encoded=good_jpeg, telemetry=pb.Telemetry(lat=float("nan"))), "INVALID_FRAME"),
@@ -101,9 +105,7 @@ def _bad_frames(good_jpeg: bytes) -> list[tuple[pb.Frame, str]]:
     ]
 
 
-def test_bad_frames_get_per_frame_errors_are_counted_and_the_stream_stays_open(
-    engine, street_photos, service_config
-):
+def test_bad_frames_get_per_frame_errors_are_counted_and_the_stream_stays_open(engine, street_photos, service_config):
     good = jpeg(street_photos[0])
     bad = _bad_frames(good)
     messages = [m for m, _ in bad] + [make_frame("cam-bad", 100, NOW + 100, jpeg=good)]
@@ -140,9 +142,7 @@ def test_unknown_source_is_rejected_when_sources_are_configured(engine, street_p
     assert not known.HasField("error")
 
 
-def test_oversized_message_gets_resource_exhausted_and_the_server_keeps_serving(
-    engine, street_photos, service_config
-):
+def test_oversized_message_gets_resource_exhausted_and_the_server_keeps_serving(engine, street_photos, service_config):
     config = service_config(server__max_message_bytes=200_000)
     big = make_frame("cam-big", 1, NOW, jpeg=b"\xff\xd8" + b"\x00" * 300_000)
     small = make_frame("cam-big", 2, NOW + 1, jpeg=jpeg(street_photos[0], 60))
@@ -204,3 +204,63 @@ def test_concurrent_streams_are_all_served_and_share_batches(engine, street_phot
         assert all(not r.HasField("error") for r in results)
     sizes = [r.timings.batch_size for rs in per_stream for r in rs]
     assert max(sizes) > 2, f"four concurrent streams never shared a batch: {sizes}"
+
+
+def test_a_flooding_live_source_does_not_push_a_steady_sources_queue_time_beyond_a_few_batches(
+    engine, street_photos, service_config
+):
+    config = service_config(
+        batching__max_batch=4, batching__max_per_source=2, batching__queue_size=4, batching__max_wait_ms=5
+    )
+    good = [jpeg(im) for im in street_photos]
+
+    async def flood(client: IngestClient) -> list[pb.FrameResult]:
+        frames = [make_frame("flood", i + 1, NOW + i / 100, jpeg=good[i % 8]) for i in range(80)]
+        return [r async for r in client.stream(frames_of(frames))]
+
+    async def steady(client: IngestClient) -> list[pb.FrameResult]:
+        async def paced() -> AsyncIterator[pb.Frame]:
+            await asyncio.sleep(0.3)  # let the flood fill its queue first
+            for i in range(10):
+                yield make_frame("steady", i + 1, NOW + i, jpeg=good[i % 8])
+                await asyncio.sleep(0.1)
+
+        return [r async for r in client.stream(paced())]
+
+    async def go() -> tuple[list[pb.FrameResult], list[pb.FrameResult]]:
+        async with serving(config, engine) as (_, target), IngestClient(target) as client:
+            a, b = await asyncio.gather(flood(client), steady(client))
+            return a, b
+
+    flooded, steady_results = run(go())
+    assert any(r.HasField("error") for r in flooded), "the flood must actually overload the service"
+    assert all(not r.HasField("error") for r in steady_results), "the steady source must lose nothing"
+    batch_ms = float(np.median([r.timings.inference_ms for r in flooded + steady_results if r.timings.inference_ms]))
+    queued = np.percentile([r.timings.queued_ms for r in steady_results], 95)
+    assert queued <= 3 * batch_ms + 5, f"steady p95 queue {queued:.0f} ms vs batch period {batch_ms:.0f} ms"
+
+
+def test_metrics_are_served_over_http(engine, street_photos, service_config):
+    import socket
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = service_config(server__metrics_port=port)
+    frames = [make_frame("cam-m", i + 1, NOW + i, jpeg=jpeg(street_photos[i])) for i in range(3)]
+    frames.append(make_frame("cam-m", 9, NOW + 9, jpeg=b"garbage"))
+
+    async def go() -> str:
+        async with serving(config, engine) as (_, target), IngestClient(target) as client:
+            _ = [r async for r in client.stream(frames_of(frames))]
+            body = await asyncio.to_thread(lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read())
+            return body.decode()
+
+    text = run(go())
+    assert 'streetwatch_frames_received_total{source="cam-m"} 4.0' in text
+    assert 'streetwatch_frames_decoded_total{source="cam-m"} 3.0' in text
+    assert 'streetwatch_frames_processed_total{source="cam-m"} 3.0' in text
+    assert 'streetwatch_frame_errors_total{code="UNDECODABLE"} 1.0' in text
+    assert "streetwatch_batch_size_count" in text and 'streetwatch_stage_ms_bucket{le="+Inf",stage="forward"}' in text
+    assert "streetwatch_serving 1.0" in text

@@ -1,0 +1,158 @@
+"""IncidentEvent ⇄ database row. Box, location and evidence are JSON text, so any SQL backend can use it."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Any, Protocol
+
+from detector.store.errors import InvalidEvent, InvalidQuery, StoreCorrupt
+from detector.store.model import IncidentRecord, IncidentState, severity_rank
+from detector.types import EventType, Evidence, GeoPoint, IncidentEvent
+
+
+class Row(Protocol):
+    def __getitem__(self, column: str, /) -> Any: ...
+
+
+EVENT_COLUMNS = (
+    "sequence",
+    "event_id",
+    "incident_id",
+    "type",
+    "category",
+    "case_code",
+    "label",
+    "severity",
+    "severity_rank",
+    "confidence",
+    "source_id",
+    "first_seen_ts",
+    "last_seen_ts",
+    "box",
+    "zone_id",
+    "rule",
+    "model_version",
+    "location",
+    "evidence",
+    "recorded_ts",
+)
+
+
+def event_to_row(event: IncidentEvent, recorded_ts: float) -> dict[str, Any]:
+    location = None
+    if event.location is not None:
+        loc = event.location
+        location = json.dumps(
+            {"lat": loc.lat, "lon": loc.lon, "accuracy_m": loc.accuracy_m, "method": loc.method}
+        )
+    return {
+        "sequence": event.sequence,
+        "event_id": event.event_id,
+        "incident_id": event.incident_id,
+        "type": event.type.value,
+        "category": event.category,
+        "case_code": event.case_code,
+        "label": event.label,
+        "severity": event.severity,
+        "severity_rank": severity_rank(event.severity),
+        "confidence": event.confidence,
+        "source_id": event.source_id,
+        "first_seen_ts": event.first_seen_ts,
+        "last_seen_ts": event.last_seen_ts,
+        "box": json.dumps(list(event.box_xyxy)),
+        "zone_id": event.zone_id,
+        "rule": event.rule,
+        "model_version": event.model_version,
+        "location": location,
+        "evidence": json.dumps([{"kind": e.kind, "sha256": e.sha256, "uri": e.uri} for e in event.evidence]),
+        "recorded_ts": recorded_ts,
+    }
+
+
+def row_to_event(row: Row) -> IncidentEvent:
+    """Raises ValueError, KeyError or TypeError on a row that does not decode (the caller says corrupt)."""
+    x1, y1, x2, y2 = (float(v) for v in json.loads(row["box"]))
+    location = None
+    if row["location"] is not None:
+        loc = json.loads(row["location"])
+        location = GeoPoint(
+            lat=float(loc["lat"]),
+            lon=float(loc["lon"]),
+            accuracy_m=float(loc["accuracy_m"]),
+            method=loc["method"],
+        )
+    return IncidentEvent(
+        event_id=row["event_id"],
+        incident_id=row["incident_id"],
+        type=EventType(row["type"]),
+        category=row["category"],
+        case_code=row["case_code"],
+        label=row["label"],
+        severity=row["severity"],
+        confidence=float(row["confidence"]),
+        source_id=row["source_id"],
+        first_seen_ts=float(row["first_seen_ts"]),
+        last_seen_ts=float(row["last_seen_ts"]),
+        box_xyxy=(x1, y1, x2, y2),
+        zone_id=row["zone_id"],
+        rule=row["rule"],
+        model_version=row["model_version"],
+        location=location,
+        evidence=decode_evidence(row["evidence"]),
+        sequence=int(row["sequence"]),
+    )
+
+
+def decode_evidence(evidence_json: str) -> tuple[Evidence, ...]:
+    return tuple(
+        Evidence(kind=e["kind"], sha256=e["sha256"], uri=e["uri"]) for e in json.loads(evidence_json)
+    )
+
+
+def check_appendable(event: IncidentEvent) -> None:
+    if event.sequence != 0:
+        raise InvalidEvent(
+            f"event {event.event_id} already has sequence {event.sequence}; the store assigns it"
+        )
+    if not event.event_id or not event.incident_id:
+        raise InvalidEvent("events need an event_id and an incident_id")
+    try:
+        severity_rank(event.severity)
+    except ValueError as exc:
+        raise InvalidEvent(f"event {event.event_id}: {exc}") from None
+
+
+def decode_event_row(row: Row) -> IncidentEvent:
+    try:
+        return row_to_event(row)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise StoreCorrupt(f"event row {row['sequence']} does not decode: {exc}") from exc
+
+
+def decode_incident_row(row: Row) -> IncidentRecord:
+    event = decode_event_row(row)
+    return IncidentRecord(
+        incident_id=event.incident_id,
+        state=IncidentState(row["incident_state"]),
+        opened_count=int(row["opened_count"]),
+        last_event=event,
+    )
+
+
+def encode_page_token(position: int) -> str:
+    return base64.urlsafe_b64encode(f"incidents<{position}".encode()).decode()
+
+
+def decode_page_token(token: str) -> int:
+    try:
+        text = base64.urlsafe_b64decode(token.encode()).decode()
+        prefix, _, number = text.partition("<")
+        if prefix != "incidents":
+            raise ValueError(prefix)
+        return int(number)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise InvalidQuery(
+            f"page token {token!r} was not issued by ListIncidents; start again without one"
+        ) from None

@@ -1,0 +1,46 @@
+"""Replay-then-follow over the event log, for the Subscribe servicer.
+
+Every event is read from the store, whether the follower is replaying history or keeping up live; the only
+live signal is a wake-up. A slow consumer therefore just reads further behind, with at most one batch in
+memory, and never holds up appends or other followers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+from detector.store.base import IncidentStore
+from detector.store.model import ANY_EVENT, EventFilter
+from detector.types import IncidentEvent
+
+
+async def follow_events(
+    store: IncidentStore,
+    after_sequence: int,
+    event_filter: EventFilter = ANY_EVENT,
+    batch_size: int = 256,
+    idle_wait_s: float = 5.0,
+) -> AsyncIterator[IncidentEvent]:
+    """Yield matching events with sequence > ``after_sequence`` forever: the backlog first, then live ones.
+
+    Example::
+
+        async for event in follow_events(store, store.get_offset("dispatch")):
+            await stream.write(to_proto(event))
+
+    The iterator ends only when the store is closed (it then raises ``StoreClosed``) or the caller stops.
+    """
+    after = after_sequence
+    while True:
+        # Read the log's end before the batch: if the batch comes back short, every event up to that end was
+        # seen, including the ones the filter skipped, so the next wait does not spin on them.
+        log_end = await asyncio.to_thread(store.last_sequence)
+        batch = await asyncio.to_thread(store.read_events, after, batch_size, event_filter)
+        for event in batch:
+            yield event
+            after = event.sequence
+        if len(batch) == batch_size:
+            continue
+        after = max(after, log_end)
+        await store.wait_for_async(after, idle_wait_s)

@@ -1,0 +1,83 @@
+"""Values the store hands across its boundary: filters, incident records, pages, retention reports."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from enum import Enum
+
+from detector.types import IncidentEvent
+
+# Severity is a free string in IncidentEvent; the store ranks it so that "at least high" is one comparison.
+SEVERITY_RANK: dict[str, int] = {"low": 0, "medium": 1, "high": 2, "critical": 3}
+
+
+def severity_rank(severity: str) -> int:
+    try:
+        return SEVERITY_RANK[severity]
+    except KeyError:
+        raise ValueError(
+            f"unknown severity {severity!r}; expected one of {', '.join(SEVERITY_RANK)}"
+        ) from None
+
+
+class IncidentState(Enum):
+    OPEN = "open"
+    CLEARED = "cleared"
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    """Which events (or incidents) a reader wants; an empty set means "any".
+
+    Example: ``EventFilter(categories={"ROAD_DAMAGE"}, min_severity="high")``.
+    """
+
+    categories: frozenset[str] = field(default_factory=frozenset)
+    source_ids: frozenset[str] = field(default_factory=frozenset)
+    min_severity: str | None = None
+
+    def __init__(
+        self,
+        categories: Iterable[str] = (),
+        source_ids: Iterable[str] = (),
+        min_severity: str | None = None,
+    ) -> None:
+        object.__setattr__(self, "categories", frozenset(categories))
+        object.__setattr__(self, "source_ids", frozenset(source_ids))
+        object.__setattr__(self, "min_severity", min_severity)
+        if min_severity is not None:
+            severity_rank(min_severity)
+
+    @property
+    def min_severity_rank(self) -> int | None:
+        return None if self.min_severity is None else severity_rank(self.min_severity)
+
+
+ANY_EVENT = EventFilter()
+
+
+@dataclass(frozen=True)
+class IncidentRecord:
+    """An incident as the store knows it: its state and the last event that changed it."""
+
+    incident_id: str
+    state: IncidentState
+    opened_count: int  # 1 for a fresh incident, +1 each time the same incident reopens
+    last_event: IncidentEvent
+
+
+@dataclass(frozen=True)
+class IncidentPage:
+    items: list[IncidentRecord]
+    next_page_token: str  # "" when this is the last page
+
+
+@dataclass(frozen=True)
+class RetentionReport:
+    """What one ``apply_retention`` pass removed (the event log itself is never pruned)."""
+
+    evidence_deleted: int
+    evidence_bytes_freed: int
+    evidence_bytes_kept: int
+    incidents_pruned: int

@@ -1,0 +1,403 @@
+"""SQLite backend: one database file in WAL mode plus content-addressed evidence files.
+
+Durability: ``synchronous=FULL`` makes every commit fsync the WAL, so an acknowledged append survives a
+``kill -9`` or a power cut. Writes go through one connection under a lock (SQLite has one writer anyway);
+reads use one connection per thread, so followers reading the log never wait for an append to finish.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+from typing import BinaryIO
+
+from detector.store.base import IncidentStore, register_store
+from detector.store.blobs import EvidenceFiles, check_kind, check_sha256
+from detector.store.codec import (
+    check_appendable,
+    decode_event_row,
+    decode_evidence,
+    decode_incident_row,
+    decode_page_token,
+    encode_page_token,
+    event_to_row,
+)
+from detector.store.config import StoreConfig
+from detector.store.errors import (
+    DuplicateEvent,
+    EvidenceMissing,
+    InvalidQuery,
+    OffsetAheadOfLog,
+    StoreClosed,
+    StoreError,
+    StoreFull,
+)
+from detector.store.model import (
+    ANY_EVENT,
+    EventFilter,
+    IncidentPage,
+    IncidentRecord,
+    IncidentState,
+    RetentionReport,
+)
+from detector.store.sqlite_queries import (
+    INSERT_EVENT,
+    SELECT_INCIDENT,
+    UPSERT_INCIDENT,
+    filter_sql,
+    translate_error,
+)
+from detector.store.sqlite_schema import immediate_transaction, migrate
+from detector.types import EventType, Evidence, IncidentEvent
+
+DB_FILENAME = "incidents.db"
+MAX_PAGE_SIZE = 1000
+
+
+@register_store("sqlite")
+class SqliteStore(IncidentStore):
+    """The embedded default store; see ``IncidentStore`` for the contract of each method."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        busy_timeout_s: float = 10.0,
+        evidence_spot_checks: int = 16,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._data_dir = data_dir
+        self._db_path = data_dir / DB_FILENAME
+        self._busy_timeout_s = busy_timeout_s
+        self._evidence_spot_checks = evidence_spot_checks
+        self._clock = clock
+        self._closed = False
+        self._write_lock = threading.RLock()
+        self._readers_lock = threading.Lock()
+        self._readers: list[sqlite3.Connection] = []
+        self._local = threading.local()
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self._files = EvidenceFiles(data_dir)
+        self._files.sweep_staged()
+        with self._translated("opening the store"):
+            self._writer = self._connect()
+            try:
+                mode = self._writer.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                if mode != "wal":
+                    raise StoreError(f"{self._db_path} cannot use WAL mode (got {mode!r}); use a local disk")
+                migrate(self._writer, self._db_path, self._clock())
+                last = self._read_last_sequence(self._writer)
+            except BaseException:
+                self._writer.close()
+                raise
+        super().__init__(last)
+
+    @classmethod
+    def from_config(cls, config: StoreConfig) -> SqliteStore:
+        return cls(config.data_dir, config.busy_timeout_s, config.evidence_spot_checks)
+
+    # -- connections and errors -----------------------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self._db_path, timeout=self._busy_timeout_s, isolation_level=None, check_same_thread=False
+        )
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        return conn
+
+    def _reader(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            with self._readers_lock:
+                if self._closed:
+                    raise StoreClosed("the store is closed")
+                conn = self._connect()
+                conn.execute("PRAGMA query_only = ON")
+                self._readers.append(conn)
+            self._local.conn = conn
+        return conn
+
+    @contextmanager
+    def _translated(self, action: str) -> Iterator[None]:
+        if self._closed:
+            raise StoreClosed(f"{action}: the store is closed")
+        try:
+            yield
+        except sqlite3.ProgrammingError as exc:
+            if self._closed:
+                raise StoreClosed(f"{action}: the store was closed meanwhile") from exc
+            raise
+        except sqlite3.Error as exc:
+            raise translate_error(exc, action, self._db_path) from exc
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise StoreFull(f"{action}: disk full under {self._data_dir}") from exc
+            raise
+
+    @contextmanager
+    def _transaction(self, action: str) -> Iterator[sqlite3.Connection]:
+        """One write transaction under the write lock, with SQLite errors turned into store errors."""
+        with self._write_lock, self._translated(action), immediate_transaction(self._writer) as conn:
+            yield conn
+
+    @staticmethod
+    def _read_last_sequence(conn: sqlite3.Connection) -> int:
+        return int(conn.execute("SELECT last_sequence FROM log_state WHERE id = 1").fetchone()[0])
+
+    # -- event log ------------------------------------------------------------------------------------------
+
+    def append(self, events: Sequence[IncidentEvent]) -> list[IncidentEvent]:
+        if not events:
+            return []
+        for event in events:
+            check_appendable(event)
+        recorded_ts = self._clock()
+        stored: list[IncidentEvent] = []
+        with self._transaction("appending events") as conn:
+            last = self._read_last_sequence(conn)
+            for offset, event in enumerate(events, start=1):
+                numbered = replace(event, sequence=last + offset)
+                row = event_to_row(numbered, recorded_ts)
+                try:
+                    conn.execute(INSERT_EVENT, row)
+                except sqlite3.IntegrityError as exc:
+                    if "events.event_id" not in str(exc):
+                        raise
+                    raise DuplicateEvent(f"event {event.event_id} is already in the log") from exc
+                row["state"] = (
+                    IncidentState.CLEARED.value
+                    if event.type is EventType.CLEARED
+                    else IncidentState.OPEN.value
+                )
+                row["opened"] = 1 if event.type is EventType.OPENED else 0
+                conn.execute(UPSERT_INCIDENT, row)
+                stored.append(numbered)
+            conn.execute("UPDATE log_state SET last_sequence = ? WHERE id = 1", (stored[-1].sequence,))
+        self._appends.publish(stored[-1].sequence)
+        return stored
+
+    def read_events(
+        self, after_sequence: int, limit: int, event_filter: EventFilter = ANY_EVENT
+    ) -> list[IncidentEvent]:
+        if limit < 1:
+            raise InvalidQuery(f"limit must be at least 1, got {limit}")
+        where, params = filter_sql(event_filter, "")
+        sql = f"SELECT * FROM events WHERE sequence > ?{where} ORDER BY sequence LIMIT ?"
+        with self._translated("reading events"):
+            rows = self._reader().execute(sql, (after_sequence, *params, limit)).fetchall()
+            return [decode_event_row(row) for row in rows]
+
+    def last_sequence(self) -> int:
+        with self._translated("reading the last sequence"):
+            return self._read_last_sequence(self._reader())
+
+    # -- consumers ------------------------------------------------------------------------------------------
+
+    def commit_offset(self, consumer: str, sequence: int) -> int:
+        if not consumer:
+            raise InvalidQuery("consumer name must not be empty")
+        if sequence < 0:
+            raise InvalidQuery(f"sequence must not be negative, got {sequence}")
+        with self._transaction("committing an offset") as conn:
+            last = self._read_last_sequence(conn)
+            if sequence > last:
+                raise OffsetAheadOfLog(
+                    f"consumer {consumer!r} acknowledged sequence {sequence}, but the log ends at {last}"
+                )
+            conn.execute(
+                "INSERT INTO consumer_offsets (consumer, sequence, updated_ts) VALUES (?, ?, ?) "
+                "ON CONFLICT (consumer) DO UPDATE SET sequence = excluded.sequence, "
+                "updated_ts = excluded.updated_ts "
+                "WHERE excluded.sequence > consumer_offsets.sequence",
+                (consumer, sequence, self._clock()),
+            )
+            row = conn.execute(
+                "SELECT sequence FROM consumer_offsets WHERE consumer = ?", (consumer,)
+            ).fetchone()
+            return int(row[0])
+
+    def get_offset(self, consumer: str) -> int:
+        with self._translated("reading an offset"):
+            row = (
+                self._reader()
+                .execute("SELECT sequence FROM consumer_offsets WHERE consumer = ?", (consumer,))
+                .fetchone()
+            )
+            return 0 if row is None else int(row[0])
+
+    # -- incidents ------------------------------------------------------------------------------------------
+
+    def get_incident(self, incident_id: str) -> IncidentRecord | None:
+        with self._translated("reading an incident"):
+            row = (
+                self._reader()
+                .execute(f"{SELECT_INCIDENT} WHERE i.incident_id = ?", (incident_id,))
+                .fetchone()
+            )
+            return None if row is None else decode_incident_row(row)
+
+    def list_incidents(
+        self,
+        event_filter: EventFilter = ANY_EVENT,
+        state: IncidentState | None = None,
+        page_size: int = 100,
+        page_token: str = "",
+    ) -> IncidentPage:
+        if not 1 <= page_size <= MAX_PAGE_SIZE:
+            raise InvalidQuery(f"page_size must be between 1 and {MAX_PAGE_SIZE}, got {page_size}")
+        where, params = filter_sql(event_filter, "i.")
+        if state is not None:
+            where += " AND i.state = ?"
+            params.append(state.value)
+        if page_token:
+            where += " AND i.incident_no < ?"
+            params.append(decode_page_token(page_token))
+        sql = f"{SELECT_INCIDENT} WHERE 1 = 1{where} ORDER BY i.incident_no DESC LIMIT ?"
+        with self._translated("listing incidents"):
+            rows = self._reader().execute(sql, (*params, page_size + 1)).fetchall()
+            items = [decode_incident_row(row) for row in rows[:page_size]]
+        next_token = (
+            encode_page_token(int(rows[page_size - 1]["incident_no"])) if len(rows) > page_size else ""
+        )
+        return IncidentPage(items=items, next_page_token=next_token)
+
+    def open_incidents(self) -> list[IncidentRecord]:
+        with self._translated("reading open incidents"):
+            rows = (
+                self._reader()
+                .execute(f"{SELECT_INCIDENT} WHERE i.state = 'open' ORDER BY i.incident_no")
+                .fetchall()
+            )
+            return [decode_incident_row(row) for row in rows]
+
+    # -- evidence -------------------------------------------------------------------------------------------
+
+    def put_evidence(self, kind: str, data: bytes) -> Evidence:
+        check_kind(kind)
+        sha256 = hashlib.sha256(data).hexdigest()
+        relative_path = self._files.relative_path(sha256, kind)
+        # The slow part (write + fsync) happens outside the write lock; only the rename and the index row
+        # are under it, so retention never deletes a file between its rename and its row.
+        with self._translated("storing evidence"):
+            staged = self._files.stage(data)
+        try:
+            with self._transaction("indexing evidence") as conn:
+                self._files.publish(staged, relative_path)
+                conn.execute(
+                    "INSERT INTO evidence (sha256, kind, size_bytes, created_ts, path) "
+                    "VALUES (?, ?, ?, ?, ?) "
+                    "ON CONFLICT (sha256) DO UPDATE SET created_ts = excluded.created_ts",
+                    (sha256, kind, len(data), self._clock(), relative_path),
+                )
+        finally:
+            self._files.discard(staged)
+        return Evidence(kind=kind, sha256=sha256, uri=relative_path)
+
+    def open_evidence(self, sha256: str) -> BinaryIO:
+        check_sha256(sha256)
+        with self._translated("reading evidence"):
+            row = (
+                self._reader()
+                .execute("SELECT path, size_bytes FROM evidence WHERE sha256 = ?", (sha256,))
+                .fetchone()
+            )
+        if row is None:
+            raise EvidenceMissing(f"no evidence {sha256}: never stored, or pruned by retention")
+        return self._files.read_verified(sha256, row["path"], int(row["size_bytes"]))
+
+    # -- maintenance ----------------------------------------------------------------------------------------
+
+    def apply_retention(self, max_age_s: float | None, max_bytes: int | None) -> RetentionReport:
+        now = self._clock()
+        doomed: dict[str, tuple[str, int]] = {}
+        incidents_pruned = 0
+        # The write lock spans the transaction and the unlinks, so put_evidence cannot re-index a file that is
+        # about to go. Files go only after their rows are committed away: a crash in between leaves an
+        # unindexed file (wasted space), never an index row without its file.
+        with self._write_lock:
+            with self._transaction("applying retention") as conn:
+                protected = _evidence_of_open_incidents(conn)
+                rows = conn.execute(
+                    "SELECT sha256, path, size_bytes, created_ts FROM evidence ORDER BY created_ts, sha256"
+                ).fetchall()
+                total_bytes = sum(int(row["size_bytes"]) for row in rows)
+                for row in rows:
+                    expired = max_age_s is not None and row["created_ts"] < now - max_age_s
+                    over_budget = max_bytes is not None and total_bytes > max_bytes
+                    if row["sha256"] in protected or not (expired or over_budget):
+                        continue
+                    doomed[row["sha256"]] = (row["path"], int(row["size_bytes"]))
+                    total_bytes -= int(row["size_bytes"])
+                conn.executemany("DELETE FROM evidence WHERE sha256 = ?", [(sha,) for sha in doomed])
+                if max_age_s is not None:
+                    incidents_pruned = conn.execute(
+                        "DELETE FROM incidents WHERE state = 'cleared' AND updated_ts < ?", (now - max_age_s,)
+                    ).rowcount
+            for path, _size in doomed.values():
+                self._files.remove(path)
+        return RetentionReport(
+            evidence_deleted=len(doomed),
+            evidence_bytes_freed=sum(size for _path, size in doomed.values()),
+            evidence_bytes_kept=total_bytes,
+            incidents_pruned=incidents_pruned,
+        )
+
+    def integrity_check(self) -> list[str]:
+        problems: list[str] = []
+        with self._translated("checking integrity"):
+            conn = self._reader()
+            try:
+                problems += [
+                    f"database: {row[0]}" for row in conn.execute("PRAGMA quick_check") if row[0] != "ok"
+                ]
+                count, first, last = conn.execute(
+                    "SELECT COUNT(*), MIN(sequence), MAX(sequence) FROM events"
+                ).fetchone()
+                recorded_last = self._read_last_sequence(conn)
+                if count and (first != 1 or last != count):
+                    problems.append(
+                        f"event log: {count} events span sequences {first}..{last}; expected 1..{count}"
+                    )
+                if (last or 0) != recorded_last:
+                    problems.append(f"event log: last event is {last or 0}, log_state says {recorded_last}")
+                samples = conn.execute(
+                    "SELECT sha256, path, size_bytes FROM evidence ORDER BY RANDOM() LIMIT ?",
+                    (self._evidence_spot_checks,),
+                ).fetchall()
+            except sqlite3.DatabaseError as exc:
+                problems.append(f"database: {exc}")
+                return problems
+        for row in samples:
+            try:
+                self._files.read_verified(row["sha256"], row["path"], int(row["size_bytes"]))
+            except StoreError as exc:
+                problems.append(f"evidence: {exc}")
+        return problems
+
+    def close(self) -> None:
+        with self._write_lock, self._readers_lock:
+            if self._closed:
+                return
+            self._closed = True
+            readers, self._readers = self._readers, []
+            for conn in readers:
+                conn.close()
+            # The last connection to close checkpoints the WAL into the main file.
+            self._writer.close()
+        self._appends.close()
+
+
+def _evidence_of_open_incidents(conn: sqlite3.Connection) -> set[str]:
+    rows = conn.execute(
+        "SELECT e.evidence FROM incidents AS i JOIN events AS e ON e.sequence = i.last_sequence "
+        "WHERE i.state = 'open'"
+    )
+    return {evidence.sha256 for row in rows for evidence in decode_evidence(row["evidence"])}

@@ -1,0 +1,96 @@
+"""The torch engine gives what ultralytics' own YOLO.predict gives, for batches and for mixed frame sizes."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from detector import yolo_env
+from detector.config import DEFAULT_WEIGHTS
+from detector.inference.engine import EngineError, EngineSettings, build_engine
+
+
+def _predict(images: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    yolo_env.prepare()
+    from ultralytics import YOLO
+
+    model = YOLO(str(DEFAULT_WEIGHTS))
+    out = []
+    for im in images:
+        boxes = model.predict(im, imgsz=320, conf=0.05, iou=0.7, device="cpu", verbose=False)[0].boxes
+        out.append((boxes.xyxy.numpy(), boxes.conf.numpy(), boxes.cls.numpy().astype(int)))
+    return out
+
+
+def test_a_batch_of_same_sized_frames_matches_yolo_predict_frame_by_frame(engine, street_photos):
+    same = [im for im in street_photos if im.shape == street_photos[0].shape]
+    assert len(same) >= 3
+    got, timings = engine.infer(same)
+    want = _predict(same)
+    assert timings.forward_ms > 0
+    assert sum(len(d) for d in got) > 0
+    for dets, (xyxy, conf, cls) in zip(got, want, strict=True):
+        assert len(dets) == len(xyxy)
+        np.testing.assert_allclose(dets.xyxy, xyxy, atol=0.5)
+        np.testing.assert_allclose(dets.confidence, conf, atol=1e-3)
+        np.testing.assert_array_equal(dets.class_id, cls)
+
+
+def test_frames_of_different_sizes_in_one_batch_get_boxes_in_their_own_pixels(engine, street_photos):
+    base = street_photos[0]
+    variants = [
+        base,
+        cv2.resize(base, (1280, 720)),  # 16:9 upscaled
+        cv2.resize(base, (300, 500)),  # portrait
+        np.ascontiguousarray(base[:, : base.shape[1] // 2]),  # narrow crop
+    ]
+    batched, _ = engine.infer(variants)
+    for im, dets in zip(variants, batched, strict=True):
+        alone = engine.infer([im])[0][0]
+        h, w = im.shape[:2]
+        assert np.all(dets.xyxy[:, [0, 2]] <= w) and np.all(dets.xyxy[:, [1, 3]] <= h)
+        # Sharing a larger padded tensor moves the image inside it, which changes the convolution borders a
+        # little; the strong boxes must survive unchanged within a few pixels.
+        strong = alone.confidence > 0.3
+        for box in alone.xyxy[strong]:
+            ious = _iou(box, dets.xyxy)
+            assert ious.size and ious.max() > 0.9, f"box {box} of a {w}x{h} frame was lost in a mixed batch"
+
+
+def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    x1 = np.maximum(box[0], boxes[:, 0])
+    y1 = np.maximum(box[1], boxes[:, 1])
+    x2 = np.minimum(box[2], boxes[:, 2])
+    y2 = np.minimum(box[3], boxes[:, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area = (box[2] - box[0]) * (box[3] - box[1]) + (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    return inter / np.maximum(area - inter, 1e-9)
+
+
+def test_engine_reports_model_identity(engine):
+    assert engine.name == "streetwatch-v0"
+    assert len(engine.version) == 12 and int(engine.version, 16) >= 0
+    assert engine.class_names[:4] == ["garbage", "garbage_bin", "overflow", "pothole"]
+    assert engine.device == "cpu"
+
+
+@pytest.mark.parametrize(
+    ("backend", "weights", "message"),
+    [
+        ("torch", "missing.pt", "weights file not found"),
+        ("tensorrt-9", str(DEFAULT_WEIGHTS), "unknown engine backend 'tensorrt-9'"),
+        ("onnx", str(DEFAULT_WEIGHTS), "needs an .onnx file"),
+    ],
+)
+def test_bad_engine_settings_fail_with_a_clear_message(backend, weights, message, tmp_path):
+    with pytest.raises(EngineError, match=message):
+        path = tmp_path / weights if weights == "missing.pt" else DEFAULT_WEIGHTS
+        build_engine(backend, EngineSettings(weights=path))
+
+
+def test_a_corrupt_weights_file_is_an_engine_error(tmp_path):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(EngineError, match="cannot load weights"):
+        build_engine("torch", EngineSettings(weights=bad, device="cpu"))

@@ -1,0 +1,112 @@
+"""Crash safety: kill -9 mid-append, and damaged database files."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from detector.store import SqliteStore, StoreCorrupt, StoreError
+from detector.store.sqlite import DB_FILENAME
+from detector.types import EventType
+from tests.store.factories import make_event
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_writer_until_killed(data_dir: Path, min_commits: int) -> int:
+    """Start the writer, SIGKILL it mid-stream, return the highest sequence it reported committed."""
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    writer = subprocess.Popen(
+        [sys.executable, "-m", "tests.store.writer_proc", str(data_dir)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=REPO_ROOT,
+    )
+    assert writer.stdout is not None
+    committed = 0
+    commits = 0
+    deadline = time.monotonic() + 60
+    try:
+        while commits < min_commits and time.monotonic() < deadline:
+            line = writer.stdout.readline()
+            if not line:
+                break
+            committed = int(line.split()[1])
+            commits += 1
+    finally:
+        writer.send_signal(signal.SIGKILL)
+        writer.wait()
+    assert commits >= min_commits, f"writer stopped after {commits} commits (exit {writer.returncode})"
+    assert writer.returncode == -signal.SIGKILL
+    return committed
+
+
+def test_kill_9_loses_no_committed_event_and_leaves_no_gap(tmp_path: Path) -> None:
+    committed = run_writer_until_killed(tmp_path, min_commits=40)
+    committed = max(committed, run_writer_until_killed(tmp_path, min_commits=20))
+
+    with SqliteStore(tmp_path) as store:
+        events = store.read_events(0, 100_000)
+        last = store.last_sequence()
+        assert store.integrity_check() == []
+        incidents = {r.incident_id: r for r in store.list_incidents(page_size=100).items}
+
+    assert last >= committed
+    assert [e.sequence for e in events] == list(range(1, last + 1))
+    # The writer numbers events itself, so a torn or reordered row would show up here.
+    assert [e.event_id for e in events] == [f"evt-{s - 1}" for s in range(1, last + 1)]
+    # Each incident row was updated in the same transaction as its events.
+    for incident_id, record in incidents.items():
+        own = [e for e in events if e.incident_id == incident_id]
+        assert record.last_event == own[-1]
+        assert record.opened_count == Counter(e.type for e in own)[EventType.OPENED]
+    assert not list((tmp_path / "evidence").glob(".tmp-*"))
+
+
+def damage_middle(db: Path) -> None:
+    with db.open("r+b") as f:
+        f.seek(db.stat().st_size // 2)
+        f.write(os.urandom(8192))
+
+
+def damage_header(db: Path) -> None:
+    with db.open("r+b") as f:
+        f.write(b"this is not sqlite at all")
+
+
+def truncate_half(db: Path) -> None:
+    with db.open("r+b") as f:
+        f.truncate(db.stat().st_size // 2)
+
+
+@pytest.mark.parametrize("damage", [damage_middle, damage_header, truncate_half])
+def test_damaged_database_is_reported_not_crashed_on(tmp_path: Path, damage: object) -> None:
+    original = tmp_path / "original"
+    with SqliteStore(original) as store:
+        for _ in range(20):
+            store.append([make_event(label="padding " * 40) for _ in range(10)])
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    shutil.copy(original / DB_FILENAME, copy / DB_FILENAME)
+    damage(copy / DB_FILENAME)  # type: ignore[operator]
+
+    try:
+        store = SqliteStore(copy)
+    except StoreCorrupt:
+        return
+    with store:
+        problems = store.integrity_check()
+        try:
+            store.read_events(0, 100_000)
+        except StoreError as exc:
+            problems.append(str(exc))
+    assert problems, "damage went unnoticed"
