@@ -43,10 +43,72 @@ def main(argv: list[str] | None = None) -> int:
     replay.add_argument("--realtime", action="store_true", help="pace frames to the video clock")
     replay.add_argument("--json", action="store_true", help="print the summary as JSON")
 
+    sub = commands.add_parser("subscribe", help="follow incident events as a case system would (JSON lines)")
+    sub.add_argument("--target", default="127.0.0.1:50051", help="service address")
+    sub.add_argument("--consumer", default="cli", help="consumer name; its committed offset is the default start")
+    sub.add_argument("--after", type=int, help="start after this sequence instead of the committed offset")
+    sub.add_argument("--ack", action="store_true", help="commit each event's sequence after printing it")
+    sub.add_argument("--json", action="store_true", help="print each event as one JSON object per line")
+    sub.add_argument("--max-events", type=int, help="stop after this many events")
+    sub.add_argument("--idle-timeout", type=float, help="stop after this many seconds without an event")
+
+    inc = commands.add_parser("incidents", help="list or show incidents")
+    inc_commands = inc.add_subparsers(dest="incidents_command", required=True)
+    inc_list = inc_commands.add_parser("list", help="list incidents, newest first")
+    inc_list.add_argument("--state", choices=["open", "cleared"])
+    inc_show = inc_commands.add_parser("show", help="show one incident as JSON")
+    inc_show.add_argument("incident_id")
+    for p in (inc_list, inc_show):
+        p.add_argument("--target", default="127.0.0.1:50051", help="service address")
+
     args = parser.parse_args(argv)
     if args.command == "serve":
         return _serve(args)
+    if args.command == "subscribe":
+        return _subscribe(args)
+    if args.command == "incidents":
+        return _incidents(args)
     return _replay(args)
+
+
+def _subscribe(args: argparse.Namespace) -> int:
+    import grpc
+
+    from detector.api.subscribe import event_json, event_line, subscribe
+
+    def emit(event: object) -> None:
+        print(event_json(event) if args.json else event_line(event), flush=True)  # type: ignore[arg-type]
+
+    try:
+        asyncio.run(
+            subscribe(args.target, args.consumer, args.after, args.ack, emit, args.max_events, args.idle_timeout)
+        )
+    except grpc.aio.AioRpcError as exc:
+        print(f"detector subscribe: the service answered {exc.code().name}: {exc.details()}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def _incidents(args: argparse.Namespace) -> int:
+    import grpc
+
+    from detector.api.subscribe import event_line, get_incident, incident_json, list_incidents
+
+    try:
+        if args.incidents_command == "show":
+            print(incident_json(asyncio.run(get_incident(args.target, args.incident_id))))
+        else:
+            for incident in asyncio.run(list_incidents(args.target, args.state, 200)):
+                state = "OPEN" if incident.state == 1 else "CLEARED"
+                print(
+                    f"{incident.incident_id} {state:7} opened×{incident.opened_count} {event_line(incident.last_event)}"
+                )
+    except grpc.aio.AioRpcError as exc:
+        print(f"detector incidents: the service answered {exc.code().name}: {exc.details()}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -16,6 +16,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from detector.rules.config import RulesConfig
+from detector.tracking.config import TrackerConfig
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_WEIGHTS = REPO_ROOT / "weights" / "streetwatch-v0.pt"
 ENV_PREFIX = "STREETWATCH__"
@@ -45,7 +48,9 @@ class ServerSettings(_Section):
 
 class ModelSettings(_Section):
     weights: Path = Field(DEFAULT_WEIGHTS, description="Model weights (.pt for torch, .onnx for onnx).")
-    backend: Literal["torch", "onnx"] = Field("torch", description="Inference engine backend.")
+    backend: Literal["torch", "onnx", "colour-blobs"] = Field(
+        "torch", description="Inference engine: torch (.pt), onnx (.onnx), colour-blobs (scripted runs)."
+    )
     device: str = Field("auto", description="'auto' (first CUDA GPU, else CPU), 'cpu', 'cuda' or 'cuda:N'.")
     imgsz: int = Field(320, ge=32, le=4096, description="Model input size (longest side), pixels.")
     conf: float = Field(0.25, ge=0.0, le=1.0, description="Minimum detection confidence.")
@@ -73,6 +78,20 @@ class IngestSettings(_Section):
     )
 
 
+class StoreSettings(_Section):
+    backend: str = Field("sqlite", description="Incident store backend.")
+    data_dir: Path = Field(
+        Path("streetwatch-data"), description="Database and evidence files; relative to the working directory."
+    )
+    retention_max_age_s: float | None = Field(
+        30 * 86400.0, gt=0, description="Evidence and cleared incidents older than this are pruned (None: keep)."
+    )
+    retention_max_bytes: int | None = Field(
+        20 * 1024**3, gt=0, description="Evidence beyond this many bytes is pruned, oldest first (None: no cap)."
+    )
+    maintenance_interval_s: float = Field(3600.0, gt=0, description="How often retention and checks run.")
+
+
 class LoggingSettings(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
     json_format: bool = Field(True, description="One JSON object per log line (False: plain text).")
@@ -84,6 +103,9 @@ class ServiceConfig(_Section):
     batching: BatchingSettings = Field(default_factory=BatchingSettings, description="Batcher and fairness.")
     ingest: IngestSettings = Field(default_factory=IngestSettings, description="Frame decoding and limits.")
     logging: LoggingSettings = Field(default_factory=LoggingSettings, description="Logs.")
+    store: StoreSettings = Field(default_factory=StoreSettings, description="Durable incident store.")
+    tracking: TrackerConfig = Field(default_factory=TrackerConfig, description="Per-source tracker.")
+    rules: RulesConfig = Field(default_factory=RulesConfig, description="Incident categories and per-source rules.")
 
     @model_validator(mode="after")
     def _verify(self) -> ServiceConfig:
@@ -131,10 +153,11 @@ def load_config(
 
 
 def _resolve_relative_paths(data: dict[str, Any], base: Path) -> None:
-    model = data.get("model")
-    if isinstance(model, dict) and isinstance(model.get("weights"), str):
-        weights = Path(model["weights"])
-        model["weights"] = str(weights if weights.is_absolute() else (base / weights).resolve())
+    for section, key in (("model", "weights"), ("store", "data_dir")):
+        node = data.get(section)
+        if isinstance(node, dict) and isinstance(node.get(key), str):
+            path = Path(node[key])
+            node[key] = str(path if path.is_absolute() else (base / path).resolve())
 
 
 def _scalar(text: str, origin: str) -> Any:

@@ -13,17 +13,25 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from detector.api._gen.streetwatch.v1 import ingest_pb2, ingest_pb2_grpc
-from detector.api.ingest_service import FrameStage, IngestService, IngestSettings
+from detector.api._gen.streetwatch.v1 import incidents_pb2, incidents_pb2_grpc, ingest_pb2, ingest_pb2_grpc
+from detector.api.incidents_service import IncidentsService
+from detector.api.ingest_service import IngestService, IngestSettings
 from detector.config import ServiceConfig
+from detector.incidents import IncidentStage
 from detector.inference.batcher import BatcherSettings, BatchRecord, InferenceCore
 from detector.inference.engine import Engine, EngineSettings, build_engine
 from detector.ingest.decode import ImageLimits
 from detector.metrics import ServiceMetrics
+from detector.rules import RulesEngine
+from detector.store.base import IncidentStore, open_store
+from detector.store.config import StoreConfig
+from detector.store.errors import StoreError
+from detector.tracking import TrackerPool
 
 log = logging.getLogger(__name__)
 
 INGEST_SERVICE = ingest_pb2.DESCRIPTOR.services_by_name["Ingest"].full_name
+INCIDENTS_SERVICE = incidents_pb2.DESCRIPTOR.services_by_name["Incidents"].full_name
 
 
 class ServiceStatus(Enum):
@@ -60,14 +68,17 @@ class Service:
     metrics: ServiceMetrics
     decoder: ThreadPoolExecutor
     port: int
+    store: IncidentStore
+    incidents: IncidentStage
     status: ServiceStatus = ServiceStatus.STARTING
+    _maintenance: asyncio.Task[None] | None = None
     _stopped: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def _set_status(self, status: ServiceStatus) -> None:
         self.status = status
         serving = status is ServiceStatus.SERVING
         value = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
-        for name in ("", INGEST_SERVICE):
+        for name in ("", INGEST_SERVICE, INCIDENTS_SERVICE):
             await self.health.set(name, value)
         self.metrics.serving.set(1 if serving else 0)
         log.info("status %s", status.value, extra={"status": status.value})
@@ -82,6 +93,10 @@ class Service:
         drained = await asyncio.to_thread(self.core.drain, grace)
         await self.server.stop(grace)
         self.core.stop()
+        if self._maintenance is not None:
+            self._maintenance.cancel()
+        await self.incidents.flush()
+        self.store.close()
         self.decoder.shutdown(wait=False)
         self.status = ServiceStatus.STOPPED
         log.info("stopped", extra={"drained": drained})
@@ -91,11 +106,24 @@ class Service:
         await self._stopped.wait()
 
 
-async def start_service(
-    config: ServiceConfig,
-    engine: Engine | None = None,
-    stages: list[FrameStage] | None = None,
-) -> Service:
+async def _maintain(service: Service) -> None:
+    """Retention, integrity checks and backlog retries, at a low rate."""
+    settings = service.config.store
+    while True:
+        await asyncio.sleep(settings.maintenance_interval_s)
+        await service.incidents.flush()
+        try:
+            report = await asyncio.to_thread(
+                service.store.apply_retention, settings.retention_max_age_s, settings.retention_max_bytes
+            )
+            problems = await asyncio.to_thread(service.store.integrity_check)
+        except StoreError as exc:
+            log.error("store maintenance failed: %s", exc)
+            continue
+        log.info("store maintenance", extra={"retention": str(report), "problems": problems})
+
+
+async def start_service(config: ServiceConfig, engine: Engine | None = None) -> Service:
     """Bind the port, load and warm the model, then report SERVING. Health says NOT_SERVING until then."""
     s = config.server
     options = [
@@ -124,8 +152,12 @@ async def start_service(
         allowed_sources=frozenset(config.ingest.sources),
         max_inflight_per_stream=s.max_inflight_per_stream,
     )
-    ingest = IngestService(ingest_settings, metrics, decoder, stages or [])
+    ingest = IngestService(ingest_settings, metrics, decoder)
     ingest_pb2_grpc.add_IngestServicer_to_server(ingest, server)
+    store = await asyncio.to_thread(
+        open_store, StoreConfig(backend=config.store.backend, data_dir=config.store.data_dir)
+    )
+    incidents_pb2_grpc.add_IncidentsServicer_to_server(IncidentsService(store), server)
     port = server.add_insecure_port(f"{s.host}:{s.port}")
     if port == 0:
         raise OSError(f"cannot listen on {s.host}:{s.port}")
@@ -136,10 +168,15 @@ async def start_service(
         if engine is None:
             engine = await asyncio.to_thread(engine_from_config, config)
         await asyncio.to_thread(engine.warmup, config.model.warmup_batch_sizes)
+        rules = RulesEngine(config.rules, engine.class_names, model_version=engine.version)
+        stage = IncidentStage(TrackerPool(config.tracking), rules, store)
+        restored = await asyncio.to_thread(stage.restore)
     except BaseException:
         await server.stop(0)
         decoder.shutdown(wait=False)
+        store.close()
         raise
+    log.info("incidents restored", extra={"open_incidents": restored, "last_sequence": store.last_sequence()})
     log.info(
         "model ready",
         extra={
@@ -165,12 +202,13 @@ async def start_service(
     loaded = engine
     if loaded.device_memory_bytes() is not None:
         metrics.device_memory.set_function(lambda: loaded.device_memory_bytes() or 0.0)
-    ingest.attach(core)
+    ingest.attach(core, [stage])
     if s.metrics_port:
         from prometheus_client import start_http_server
 
         start_http_server(s.metrics_port, addr=s.host, registry=metrics.registry)
-    service = Service(config, server, core, health_servicer, metrics, decoder, port)
+    service = Service(config, server, core, health_servicer, metrics, decoder, port, store, stage)
+    service._maintenance = asyncio.create_task(_maintain(service))
     await service._set_status(ServiceStatus.SERVING)
     return service
 

@@ -50,11 +50,17 @@ def street_photos() -> list[np.ndarray]:
 
 
 @pytest.fixture
-def service_config() -> Callable[..., ServiceConfig]:
+def service_config(tmp_path: Path) -> Callable[..., ServiceConfig]:
     """Settings for an in-process service on a free loopback port; keyword overrides are 'section.key' strings."""
 
     def make(**overrides: object) -> ServiceConfig:
-        sets = ["server.port=0", "server.grace_s=5", "model.device=cpu", "model.conf=0.05"]
+        sets = [
+            "server.port=0",
+            "server.grace_s=5",
+            f"store.data_dir={tmp_path}/data",
+            "model.device=cpu",
+            "model.conf=0.05",
+        ]
         sets += [f"{k.replace('__', '.')}={v}" for k, v in overrides.items()]
         return load_config(None, environ={}, overrides=sets)
 

@@ -51,17 +51,18 @@ class IngestService(ingest_pb2_grpc.IngestServicer):
         settings: IngestSettings,
         metrics: ServiceMetrics,
         decoder: ThreadPoolExecutor,
-        stages: Sequence[FrameStage] = (),
     ) -> None:
         self._core_or_none: InferenceCore | None = None
         self._settings = settings
         self._metrics = metrics
         self._decoder = decoder
-        self._stages = list(stages)
+        self._stages: list[FrameStage] = []
         self._model = pb.ModelInfo()
 
-    def attach(self, core: InferenceCore) -> None:
+    def attach(self, core: InferenceCore, stages: Sequence[FrameStage] = ()) -> None:
+        """Start serving with the loaded model and the stages that follow it (tracking, rules)."""
         self._model = pb.ModelInfo(name=core.engine.name, version=core.engine.version)
+        self._stages = list(stages)
         self._core_or_none = core
 
     @property

@@ -98,7 +98,7 @@ def build_engine(backend: str, settings: EngineSettings) -> Engine:
 
 
 def _load_builtin() -> None:
-    from detector.inference import yolo_engine  # noqa: F401  (registers "torch" and "onnx")
+    from detector.inference import colour_engine, yolo_engine  # noqa: F401  (they register themselves)
 
 
 def weights_version(path: Path) -> str:

@@ -151,9 +151,7 @@ def register_store(name: str) -> Callable[[StoreClass], StoreClass]:
 
     def register(cls: StoreClass) -> StoreClass:
         if name in _BACKENDS and _BACKENDS[name] is not cls:
-            raise ValueError(
-                f"store backend {name!r} is already registered by {_BACKENDS[name].__qualname__}"
-            )
+            raise ValueError(f"store backend {name!r} is already registered by {_BACKENDS[name].__qualname__}")
         _BACKENDS[name] = cls
         return cls
 

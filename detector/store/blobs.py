@@ -77,13 +77,9 @@ class EvidenceFiles:
         try:
             data = path.read_bytes()
         except FileNotFoundError:
-            raise EvidenceMissing(
-                f"evidence {sha256} is indexed but its file {relative_path} is gone"
-            ) from None
+            raise EvidenceMissing(f"evidence {sha256} is indexed but its file {relative_path} is gone") from None
         if len(data) != size_bytes:
-            raise EvidenceCorrupt(
-                f"evidence {sha256} has {len(data)} bytes on disk, {size_bytes} were stored"
-            )
+            raise EvidenceCorrupt(f"evidence {sha256} has {len(data)} bytes on disk, {size_bytes} were stored")
         if hashlib.sha256(data).hexdigest() != sha256:
             raise EvidenceCorrupt(f"evidence {sha256} does not match its hash; the file was altered")
         return io.BytesIO(data)

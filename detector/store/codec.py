@@ -44,9 +44,7 @@ def event_to_row(event: IncidentEvent, recorded_ts: float) -> dict[str, Any]:
     location = None
     if event.location is not None:
         loc = event.location
-        location = json.dumps(
-            {"lat": loc.lat, "lon": loc.lon, "accuracy_m": loc.accuracy_m, "method": loc.method}
-        )
+        location = json.dumps({"lat": loc.lat, "lon": loc.lon, "accuracy_m": loc.accuracy_m, "method": loc.method})
     return {
         "sequence": event.sequence,
         "event_id": event.event_id,
@@ -106,16 +104,12 @@ def row_to_event(row: Row) -> IncidentEvent:
 
 
 def decode_evidence(evidence_json: str) -> tuple[Evidence, ...]:
-    return tuple(
-        Evidence(kind=e["kind"], sha256=e["sha256"], uri=e["uri"]) for e in json.loads(evidence_json)
-    )
+    return tuple(Evidence(kind=e["kind"], sha256=e["sha256"], uri=e["uri"]) for e in json.loads(evidence_json))
 
 
 def check_appendable(event: IncidentEvent) -> None:
     if event.sequence != 0:
-        raise InvalidEvent(
-            f"event {event.event_id} already has sequence {event.sequence}; the store assigns it"
-        )
+        raise InvalidEvent(f"event {event.event_id} already has sequence {event.sequence}; the store assigns it")
     if not event.event_id or not event.incident_id:
         raise InvalidEvent("events need an event_id and an incident_id")
     try:
@@ -153,6 +147,4 @@ def decode_page_token(token: str) -> int:
             raise ValueError(prefix)
         return int(number)
     except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise InvalidQuery(
-            f"page token {token!r} was not issued by ListIncidents; start again without one"
-        ) from None
+        raise InvalidQuery(f"page token {token!r} was not issued by ListIncidents; start again without one") from None

@@ -43,9 +43,7 @@ class EvidenceRenderer:
         if self.crop_margin_frac < 0 or self.crop_min_margin_px < 0:
             raise ValueError("crop margins must not be negative")
 
-    def render(
-        self, image: ImageArray, box_xyxy: tuple[float, float, float, float], caption: str
-    ) -> EvidenceImages:
+    def render(self, image: ImageArray, box_xyxy: tuple[float, float, float, float], caption: str) -> EvidenceImages:
         """``caption`` is drawn in OpenCV's Hershey font, which is ASCII only: pass the case code and
         category rather than the Chinese label (other characters become '?')."""
         x1, y1, x2, y2 = _clip_box(box_xyxy, width=image.shape[1], height=image.shape[0])
@@ -65,9 +63,7 @@ class EvidenceRenderer:
             (text_w, text_h), baseline = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness_px)
             # Above the box when there is room, else inside its top edge.
             top = y1 - text_h - baseline - 4 if y1 - text_h - baseline - 4 >= 0 else y1
-            cv2.rectangle(
-                canvas, (x1, top), (x1 + text_w + 4, top + text_h + baseline + 4), _BOX_COLOUR_BGR, -1
-            )
+            cv2.rectangle(canvas, (x1, top), (x1 + text_w + 4, top + text_h + baseline + 4), _BOX_COLOUR_BGR, -1)
             cv2.putText(
                 canvas,
                 text,
@@ -101,9 +97,7 @@ def store_evidence(store: IncidentStore, images: EvidenceImages) -> tuple[Eviden
     return store.put_evidence(FRAME_JPEG, images.frame_jpeg), store.put_evidence(CROP_JPEG, images.crop_jpeg)
 
 
-def _clip_box(
-    box_xyxy: tuple[float, float, float, float], width: int, height: int
-) -> tuple[int, int, int, int]:
+def _clip_box(box_xyxy: tuple[float, float, float, float], width: int, height: int) -> tuple[int, int, int, int]:
     if not all(math.isfinite(v) for v in box_xyxy):
         raise ValueError(f"evidence box must be finite, got {box_xyxy}")
     x1 = min(max(math.floor(box_xyxy[0]), 0), width)

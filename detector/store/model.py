@@ -16,9 +16,7 @@ def severity_rank(severity: str) -> int:
     try:
         return SEVERITY_RANK[severity]
     except KeyError:
-        raise ValueError(
-            f"unknown severity {severity!r}; expected one of {', '.join(SEVERITY_RANK)}"
-        ) from None
+        raise ValueError(f"unknown severity {severity!r}; expected one of {', '.join(SEVERITY_RANK)}") from None
 
 
 class IncidentState(Enum):

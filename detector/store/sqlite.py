@@ -173,9 +173,7 @@ class SqliteStore(IncidentStore):
                         raise
                     raise DuplicateEvent(f"event {event.event_id} is already in the log") from exc
                 row["state"] = (
-                    IncidentState.CLEARED.value
-                    if event.type is EventType.CLEARED
-                    else IncidentState.OPEN.value
+                    IncidentState.CLEARED.value if event.type is EventType.CLEARED else IncidentState.OPEN.value
                 )
                 row["opened"] = 1 if event.type is EventType.OPENED else 0
                 conn.execute(UPSERT_INCIDENT, row)
@@ -219,9 +217,7 @@ class SqliteStore(IncidentStore):
                 "WHERE excluded.sequence > consumer_offsets.sequence",
                 (consumer, sequence, self._clock()),
             )
-            row = conn.execute(
-                "SELECT sequence FROM consumer_offsets WHERE consumer = ?", (consumer,)
-            ).fetchone()
+            row = conn.execute("SELECT sequence FROM consumer_offsets WHERE consumer = ?", (consumer,)).fetchone()
             return int(row[0])
 
     def get_offset(self, consumer: str) -> int:
@@ -237,11 +233,7 @@ class SqliteStore(IncidentStore):
 
     def get_incident(self, incident_id: str) -> IncidentRecord | None:
         with self._translated("reading an incident"):
-            row = (
-                self._reader()
-                .execute(f"{SELECT_INCIDENT} WHERE i.incident_id = ?", (incident_id,))
-                .fetchone()
-            )
+            row = self._reader().execute(f"{SELECT_INCIDENT} WHERE i.incident_id = ?", (incident_id,)).fetchone()
             return None if row is None else decode_incident_row(row)
 
     def list_incidents(
@@ -264,18 +256,12 @@ class SqliteStore(IncidentStore):
         with self._translated("listing incidents"):
             rows = self._reader().execute(sql, (*params, page_size + 1)).fetchall()
             items = [decode_incident_row(row) for row in rows[:page_size]]
-        next_token = (
-            encode_page_token(int(rows[page_size - 1]["incident_no"])) if len(rows) > page_size else ""
-        )
+        next_token = encode_page_token(int(rows[page_size - 1]["incident_no"])) if len(rows) > page_size else ""
         return IncidentPage(items=items, next_page_token=next_token)
 
     def open_incidents(self) -> list[IncidentRecord]:
         with self._translated("reading open incidents"):
-            rows = (
-                self._reader()
-                .execute(f"{SELECT_INCIDENT} WHERE i.state = 'open' ORDER BY i.incident_no")
-                .fetchall()
-            )
+            rows = self._reader().execute(f"{SELECT_INCIDENT} WHERE i.state = 'open' ORDER BY i.incident_no").fetchall()
             return [decode_incident_row(row) for row in rows]
 
     # -- evidence -------------------------------------------------------------------------------------------
@@ -304,11 +290,7 @@ class SqliteStore(IncidentStore):
     def open_evidence(self, sha256: str) -> BinaryIO:
         check_sha256(sha256)
         with self._translated("reading evidence"):
-            row = (
-                self._reader()
-                .execute("SELECT path, size_bytes FROM evidence WHERE sha256 = ?", (sha256,))
-                .fetchone()
-            )
+            row = self._reader().execute("SELECT path, size_bytes FROM evidence WHERE sha256 = ?", (sha256,)).fetchone()
         if row is None:
             raise EvidenceMissing(f"no evidence {sha256}: never stored, or pruned by retention")
         return self._files.read_verified(sha256, row["path"], int(row["size_bytes"]))
@@ -355,17 +337,13 @@ class SqliteStore(IncidentStore):
         with self._translated("checking integrity"):
             conn = self._reader()
             try:
-                problems += [
-                    f"database: {row[0]}" for row in conn.execute("PRAGMA quick_check") if row[0] != "ok"
-                ]
+                problems += [f"database: {row[0]}" for row in conn.execute("PRAGMA quick_check") if row[0] != "ok"]
                 count, first, last = conn.execute(
                     "SELECT COUNT(*), MIN(sequence), MAX(sequence) FROM events"
                 ).fetchone()
                 recorded_last = self._read_last_sequence(conn)
                 if count and (first != 1 or last != count):
-                    problems.append(
-                        f"event log: {count} events span sequences {first}..{last}; expected 1..{count}"
-                    )
+                    problems.append(f"event log: {count} events span sequences {first}..{last}; expected 1..{count}")
                 if (last or 0) != recorded_last:
                     problems.append(f"event log: last event is {last or 0}, log_state says {recorded_last}")
                 samples = conn.execute(
@@ -397,7 +375,6 @@ class SqliteStore(IncidentStore):
 
 def _evidence_of_open_incidents(conn: sqlite3.Connection) -> set[str]:
     rows = conn.execute(
-        "SELECT e.evidence FROM incidents AS i JOIN events AS e ON e.sequence = i.last_sequence "
-        "WHERE i.state = 'open'"
+        "SELECT e.evidence FROM incidents AS i JOIN events AS e ON e.sequence = i.last_sequence WHERE i.state = 'open'"
     )
     return {evidence.sha256 for row in rows for evidence in decode_evidence(row["evidence"])}

@@ -14,9 +14,7 @@ _SQLITE_CORRUPT = 11
 _SQLITE_FULL = 13
 _SQLITE_NOTADB = 26
 
-INSERT_EVENT = (
-    f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES ({', '.join(':' + c for c in EVENT_COLUMNS)})"
-)
+INSERT_EVENT = f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES ({', '.join(':' + c for c in EVENT_COLUMNS)})"
 UPSERT_INCIDENT = """
 INSERT INTO incidents (incident_id, state, category, case_code, label, severity, severity_rank, source_id,
     first_seen_ts, last_seen_ts, box, zone_id, location, last_sequence, opened_count, updated_ts)

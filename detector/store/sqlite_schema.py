@@ -107,9 +107,7 @@ def migrate(conn: sqlite3.Connection, db_path: Path, now_ts: float) -> None:
         row = conn.execute("SELECT version FROM schema_version").fetchone()
         current = 0 if row is None else int(row[0])
         if current > LATEST_VERSION:
-            raise IncompatibleSchema(
-                f"{db_path} has schema version {current}; this build knows up to {LATEST_VERSION}"
-            )
+            raise IncompatibleSchema(f"{db_path} has schema version {current}; this build knows up to {LATEST_VERSION}")
         for statements in MIGRATIONS[current:]:
             for statement in statements:
                 conn.execute(statement)

@@ -34,7 +34,8 @@ class SimSource(BaseModel):
     images: int = Field(gt=0, description="How many composites to render (train and val together).")
     imgsz: int = Field(640, gt=31, description="Side of each rendered composite in pixels.")
     backgrounds: list[Path] = Field(
-        default_factory=list, description="Folders of real photos used as backgrounds; empty = rendered streets."
+        default_factory=list,
+        description="Folders of real photos used as backgrounds; empty = rendered streets.",
     )
     classes: list[str] = Field(description="Unified classes this source draws objects of.")
     val_fraction: float = Field(0.15, ge=0.0, lt=1.0, description="Share of composites held out for val.")
@@ -59,7 +60,10 @@ class TrainConfig(BaseModel):
     cache: Literal["ram", "disk", "none"] = Field("ram", description="Image cache for the data loader.")
     classes: list[str] = Field(description="Unified class list, in class-id order.")
     near_duplicate_max_hamming: int = Field(
-        5, ge=0, le=32, description="dHash bit distance at or under which two images count as near-duplicates."
+        5,
+        ge=0,
+        le=32,
+        description="dHash bit distance at or under which two images count as near-duplicates.",
     )
     work_dir: Path = Field(Path("../.cache/train"), description="Assembled dataset and ultralytics runs.")
     output: Path = Field(description="Where the best checkpoint is copied, e.g. streetwatch-v1.pt.")

@@ -90,9 +90,7 @@ def list_yolo_source(source: YoloSource, unified: list[str]) -> list[LabelledIma
     return images
 
 
-def split_by_group(
-    images: list[LabelledImage], groups: np.ndarray, val_fraction: float, seed: int
-) -> list[bool]:
+def split_by_group(images: list[LabelledImage], groups: np.ndarray, val_fraction: float, seed: int) -> list[bool]:
     """Decide val membership per image so that each near-duplicate group lies wholly on one side.
 
     A group that holds an image of the source's own val split goes to val; otherwise groups are drawn at random
@@ -128,7 +126,11 @@ def _link(src: Path, dst: Path) -> None:
 
 
 def write_split(
-    out: Path, source_name: str, images: list[LabelledImage], is_val: list[bool], report: SplitReport,
+    out: Path,
+    source_name: str,
+    images: list[LabelledImage],
+    is_val: list[bool],
+    report: SplitReport,
     classes: list[str],
 ) -> None:
     for image, val in zip(images, is_val, strict=True):
@@ -187,7 +189,12 @@ def assemble(config: TrainConfig, render_sim: SimRenderer | None = None) -> Path
     data_yaml = out / "data.yaml"
     data_yaml.write_text(
         yaml.safe_dump(
-            {"path": str(out), "train": "images/train", "val": "images/val", "names": dict(enumerate(config.classes))},
+            {
+                "path": str(out),
+                "train": "images/train",
+                "val": "images/val",
+                "names": dict(enumerate(config.classes)),
+            },
             sort_keys=False,
             allow_unicode=True,
         )

@@ -26,7 +26,7 @@ def train(config: TrainConfig, resume: bool = False, render_sim: SimRenderer | N
     With ``resume`` the last checkpoint of the same run continues (same dataset, same schedule).
     """
     yolo_env.prepare()
-    from ultralytics import YOLO
+    from ultralytics.models.yolo.model import YOLO
 
     runs = config.work_dir / "runs"
     last = runs / config.name / "weights" / "last.pt"
@@ -39,7 +39,7 @@ def train(config: TrainConfig, resume: bool = False, render_sim: SimRenderer | N
         data_yaml = assemble(config, render_sim)
         model = YOLO(config.model)
         if config.init_weights is not None:
-            model = model.load(str(config.init_weights))
+            model.load(str(config.init_weights))
         model.train(**train_arguments(config, data_yaml, runs))
     best = runs / config.name / "weights" / "best.pt"
     config.output.parent.mkdir(parents=True, exist_ok=True)

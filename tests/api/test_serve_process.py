@@ -54,8 +54,8 @@ class ServeProcess:
 
 
 @pytest.fixture
-def serve_process() -> Iterator[ServeProcess]:
-    proc = ServeProcess(free_port(), "--set", "server.grace_s=20")
+def serve_process(tmp_path: Path) -> Iterator[ServeProcess]:
+    proc = ServeProcess(free_port(), "--set", "server.grace_s=20", "--set", f"store.data_dir={tmp_path / 'data'}")
     yield proc
     if proc.proc.poll() is None:
         proc.proc.kill()
@@ -145,9 +145,20 @@ def test_serve_refuses_bad_settings_naming_the_key():
     assert "batching.max_bacth: unknown setting" in proc.stderr
 
 
-def test_serve_with_missing_weights_exits_with_a_clear_error():
+def test_serve_with_missing_weights_exits_with_a_clear_error(tmp_path):
     proc = subprocess.run(
-        [sys.executable, "-m", "detector.cli", "serve", "--port", str(free_port()), "--weights", "/nope.pt"],
+        [
+            sys.executable,
+            "-m",
+            "detector.cli",
+            "serve",
+            "--port",
+            str(free_port()),
+            "--weights",
+            "/nope.pt",
+            "--set",
+            f"store.data_dir={tmp_path}",
+        ],
         capture_output=True,
         text=True,
         timeout=60,

@@ -16,12 +16,8 @@ def evidence_file(store_dir: Path, sha256: str, suffix: str = ".jpg") -> Path:
     return store_dir / "evidence" / sha256[:2] / f"{sha256}{suffix}"
 
 
-@pytest.mark.parametrize(
-    ("kind", "suffix"), [("crop_jpeg", ".jpg"), ("frame_jpeg", ".jpg"), ("telemetry", ".bin")]
-)
-def test_evidence_round_trips_under_its_hash(
-    store: IncidentStore, tmp_path: Path, kind: str, suffix: str
-) -> None:
+@pytest.mark.parametrize(("kind", "suffix"), [("crop_jpeg", ".jpg"), ("frame_jpeg", ".jpg"), ("telemetry", ".bin")])
+def test_evidence_round_trips_under_its_hash(store: IncidentStore, tmp_path: Path, kind: str, suffix: str) -> None:
     data = os.urandom(5000)
     evidence = store.put_evidence(kind, data)
 

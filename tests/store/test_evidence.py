@@ -51,9 +51,7 @@ def test_non_ascii_caption_is_drawn_without_failing() -> None:
     assert decode(images.frame_jpeg).shape == (480, 640, 3)
 
 
-@pytest.mark.parametrize(
-    "box", [(700.0, 10.0, 800.0, 50.0), (10.0, 10.0, 10.0, 50.0), (float("nan"), 0.0, 5.0, 5.0)]
-)
+@pytest.mark.parametrize("box", [(700.0, 10.0, 800.0, 50.0), (10.0, 10.0, 10.0, 50.0), (float("nan"), 0.0, 5.0, 5.0)])
 def test_box_without_area_in_frame_is_refused(box: tuple[float, float, float, float]) -> None:
     with pytest.raises(ValueError, match="evidence box"):
         EvidenceRenderer().render(make_frame(), box, "x")

@@ -12,9 +12,7 @@ from detector.types import IncidentEvent
 from tests.store.factories import make_event
 
 
-async def take(
-    store: IncidentStore, after: int, count: int, event_filter: EventFilter
-) -> list[IncidentEvent]:
+async def take(store: IncidentStore, after: int, count: int, event_filter: EventFilter) -> list[IncidentEvent]:
     taken: list[IncidentEvent] = []
     async for event in follow_events(store, after, event_filter, batch_size=2, idle_wait_s=0.2):
         taken.append(event)

@@ -89,9 +89,7 @@ def test_sequence_continues_after_reopen(backend: str, tmp_path: Path, clock: Fa
         ({"incident_id": ""}, "need an event_id and an incident_id"),
     ],
 )
-def test_append_rejects_malformed_events(
-    store: IncidentStore, overrides: dict[str, Any], message: str
-) -> None:
+def test_append_rejects_malformed_events(store: IncidentStore, overrides: dict[str, Any], message: str) -> None:
     with pytest.raises(InvalidEvent, match=message):
         store.append([make_event(), replace(make_event(), **overrides)])
     assert store.last_sequence() == 0
@@ -132,9 +130,7 @@ def test_full_database_raises_store_full_and_loses_no_sequence(tmp_path: Path) -
         (EventFilter(categories={"ROAD_DAMAGE"}, source_ids={"cam-1"}), []),
     ],
 )
-def test_read_events_filters(
-    store: IncidentStore, event_filter: EventFilter, expected_incidents: list[str]
-) -> None:
+def test_read_events_filters(store: IncidentStore, event_filter: EventFilter, expected_incidents: list[str]) -> None:
     store.append(
         [
             make_event("stall", category="ROAD_OCCUPYING_STALL", severity="medium", source_id="cam-1"),
@@ -152,12 +148,8 @@ def test_filter_rejects_unknown_severity() -> None:
         EventFilter(min_severity="severe")
 
 
-@pytest.mark.parametrize(
-    ("after", "limit", "expected"), [(0, 3, [1, 2, 3]), (3, 10, [4, 5]), (5, 10, []), (4, 1, [5])]
-)
-def test_read_events_pages_by_sequence(
-    store: IncidentStore, after: int, limit: int, expected: list[int]
-) -> None:
+@pytest.mark.parametrize(("after", "limit", "expected"), [(0, 3, [1, 2, 3]), (3, 10, [4, 5]), (5, 10, []), (4, 1, [5])])
+def test_read_events_pages_by_sequence(store: IncidentStore, after: int, limit: int, expected: list[int]) -> None:
     store.append([make_event() for _ in range(5)])
     assert [e.sequence for e in store.read_events(after, limit)] == expected
 
@@ -215,9 +207,7 @@ def test_list_incidents_pages_newest_first(store: IncidentStore) -> None:
         (10, "bogus!", "not issued"),
     ],
 )
-def test_list_incidents_rejects_bad_paging(
-    store: IncidentStore, page_size: int, page_token: str, message: str
-) -> None:
+def test_list_incidents_rejects_bad_paging(store: IncidentStore, page_size: int, page_token: str, message: str) -> None:
     with pytest.raises(InvalidQuery, match=message):
         store.list_incidents(page_size=page_size, page_token=page_token)
 

@@ -23,14 +23,8 @@ def main(data_dir: Path) -> None:
             incident = counter % 7
             step = (counter // 7) % 4  # each incident: OPENED, UPDATED, UPDATED, CLEARED, then reopens
             kind = [EventType.OPENED, EventType.UPDATED, EventType.UPDATED, EventType.CLEARED][step]
-            evidence = (
-                (store.put_evidence("crop_jpeg", f"crop {counter}".encode() * 50),)
-                if counter % 5 == 0
-                else ()
-            )
-            batch.append(
-                make_event(f"inc-{incident}", type=kind, event_id=f"evt-{counter}", evidence=evidence)
-            )
+            evidence = (store.put_evidence("crop_jpeg", f"crop {counter}".encode() * 50),) if counter % 5 == 0 else ()
+            batch.append(make_event(f"inc-{incident}", type=kind, event_id=f"evt-{counter}", evidence=evidence))
             counter += 1
         stored = store.append(batch)
         print(f"committed {stored[-1].sequence}", flush=True)

@@ -1,0 +1,116 @@
+"""The Incidents servicer: subscribe to the durable event log, ack offsets, look incidents and evidence up."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+
+import grpc
+
+from detector.api import incident_convert as convert
+from detector.api._gen.streetwatch.v1 import incidents_pb2 as ipb
+from detector.api._gen.streetwatch.v1 import incidents_pb2_grpc
+from detector.store.base import IncidentStore
+from detector.store.errors import (
+    EvidenceCorrupt,
+    EvidenceMissing,
+    InvalidQuery,
+    OffsetAheadOfLog,
+    StoreClosed,
+    StoreError,
+)
+from detector.store.follow import follow_events
+
+log = logging.getLogger(__name__)
+
+EVIDENCE_CHUNK_BYTES = 256 * 1024
+MAX_PAGE_SIZE = 1000
+
+
+class IncidentsService(incidents_pb2_grpc.IncidentsServicer):
+    def __init__(self, store: IncidentStore, follow_batch: int = 256) -> None:
+        self._store = store
+        self._follow_batch = follow_batch
+
+    async def Subscribe(
+        self, request: ipb.SubscribeRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[ipb.IncidentEvent]:
+        if not request.consumer:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "consumer is required (a name for the offset)")
+        try:
+            event_filter = convert.event_filter(
+                list(request.categories), list(request.source_ids), request.min_severity
+            )
+        except ValueError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        if request.HasField("after_sequence"):
+            after = request.after_sequence
+        else:
+            after = await asyncio.to_thread(self._store.get_offset, request.consumer)
+        log.info("subscriber connected", extra={"consumer": request.consumer, "after_sequence": after})
+        try:
+            async for event in follow_events(self._store, after, event_filter, batch_size=self._follow_batch):
+                yield convert.event_to_proto(event)
+        except StoreClosed:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "the service is shutting down; resubscribe")
+        except StoreError as exc:
+            log.exception("subscribe failed", extra={"consumer": request.consumer})
+            await context.abort(grpc.StatusCode.INTERNAL, f"reading the event log failed: {exc}")
+        finally:
+            log.info("subscriber left", extra={"consumer": request.consumer})
+
+    async def Ack(self, request: ipb.AckRequest, context: grpc.aio.ServicerContext) -> ipb.AckResponse:
+        if not request.consumer:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "consumer is required")
+        try:
+            committed = await asyncio.to_thread(self._store.commit_offset, request.consumer, request.sequence)
+        except OffsetAheadOfLog as exc:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+        except StoreError as exc:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, f"could not commit the offset: {exc}")
+        return ipb.AckResponse(committed_sequence=committed)
+
+    async def GetIncident(self, request: ipb.GetIncidentRequest, context: grpc.aio.ServicerContext) -> ipb.Incident:
+        record = await asyncio.to_thread(self._store.get_incident, request.incident_id)
+        if record is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no incident {request.incident_id!r}")
+            raise AssertionError("abort returned")  # grpc's stubs do not mark abort as NoReturn
+        return convert.record_to_proto(record)
+
+    async def ListIncidents(
+        self, request: ipb.ListIncidentsRequest, context: grpc.aio.ServicerContext
+    ) -> ipb.ListIncidentsResponse:
+        if request.page_size > MAX_PAGE_SIZE:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"page_size is at most {MAX_PAGE_SIZE}")
+        try:
+            event_filter = convert.event_filter(
+                list(request.categories), list(request.source_ids), request.min_severity
+            )
+            page = await asyncio.to_thread(
+                self._store.list_incidents,
+                event_filter,
+                convert.incident_state(request.state),
+                request.page_size or 100,
+                request.page_token,
+            )
+        except (ValueError, InvalidQuery) as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        return ipb.ListIncidentsResponse(
+            incidents=[convert.record_to_proto(r) for r in page.items], next_page_token=page.next_page_token
+        )
+
+    async def GetEvidence(
+        self, request: ipb.GetEvidenceRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[ipb.EvidenceChunk]:
+        try:
+            handle = await asyncio.to_thread(self._store.open_evidence, request.sha256)
+        except EvidenceMissing as exc:
+            await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+        except EvidenceCorrupt as exc:
+            await context.abort(grpc.StatusCode.DATA_LOSS, str(exc))
+        except (ValueError, InvalidQuery) as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        with handle:
+            while chunk := await asyncio.to_thread(handle.read, EVIDENCE_CHUNK_BYTES):
+                yield ipb.EvidenceChunk(data=chunk)

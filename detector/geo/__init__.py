@@ -1,0 +1,44 @@
+"""Geotagging: DJI telemetry, camera model, drone projection, fixed-camera calibration, zones, dedup."""
+
+from __future__ import annotations
+
+from detector.geo.calibration import CalibrationReport, ControlPoint, GroundCalibration
+from detector.geo.camera import Attitude, CameraProfile, GimbalReference, Intrinsics, PinholeCamera
+from detector.geo.dedup import Association, GeoAssociator, GeoObservation, GeoSite
+from detector.geo.enu import LocalTangentPlane
+from detector.geo.errors import CalibrationError, GeoError, SrtParseError, ZoneError
+from detector.geo.projection import DroneProjector, ProjectionResult, ProjectionSigmas
+from detector.geo.srt import SrtCue, SrtParseResult, parse_srt, read_srt, write_srt
+from detector.geo.sync import TelemetryTrack
+from detector.geo.zones import GeoZone, load_geo_zones
+
+__all__ = [
+    "Association",
+    "Attitude",
+    "CalibrationError",
+    "CalibrationReport",
+    "CameraProfile",
+    "ControlPoint",
+    "DroneProjector",
+    "GeoAssociator",
+    "GeoError",
+    "GeoObservation",
+    "GeoSite",
+    "GeoZone",
+    "GimbalReference",
+    "GroundCalibration",
+    "Intrinsics",
+    "LocalTangentPlane",
+    "PinholeCamera",
+    "ProjectionResult",
+    "ProjectionSigmas",
+    "SrtCue",
+    "SrtParseError",
+    "SrtParseResult",
+    "TelemetryTrack",
+    "ZoneError",
+    "load_geo_zones",
+    "parse_srt",
+    "read_srt",
+    "write_srt",
+]

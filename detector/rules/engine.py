@@ -1,0 +1,233 @@
+"""RulesEngine: one frame's tracked detections in, incident events out, with state per source.
+
+Each call to :meth:`RulesEngine.update` evaluates one frame of one source:
+
+1. Detections become :class:`Sighting` s: the class maps to a category, the confidence reaches the class's
+   threshold, and a dwell class stands (bottom-centre) in a zone that prohibits it. The rest are ignored.
+2. Sightings are associated with the source's open incidents and candidates by place (``Associator``), then
+   with recently cleared incidents (reopen). A sighting overlapping a place already seen in this frame is a
+   duplicate (e.g. a stall and its cart); any other starts a new candidate.
+3. Each candidate or incident decides on its event (see :mod:`detector.rules.incident`).
+
+Events come out with ``sequence`` 0; the store assigns sequences. Evidence: every event belongs to the frame
+of the ``update`` call that returned it. OPENED and UPDATED are only emitted on a frame where the object is
+seen, so ``event.box_xyxy`` is that frame's box; CLEARED carries the last box seen, and the current frame
+shows the place empty. The server builds evidence from ``event.box_xyxy`` on the frame it just passed in.
+
+Sources with capture clocks of their own never mix: time is compared only within a source. A source that stops
+sending keeps its incidents open (a camera going offline is not a stall leaving); feed it empty detections to
+let time run. Moving cameras: absence only means "gone" while the place is in view, which detector/geo will be
+able to tell; until then give drone sources clear_after_s and reopen_after_s that cover a flight's passes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+
+import numpy as np
+
+from detector.rules.associate import Associator, PixelPlaceAssociator, Sighting, match_greedy
+from detector.rules.config import RuleKind, RulesConfig, SourceRules
+from detector.rules.confirm import KOfNSeconds
+from detector.rules.dwell import DwellClock
+from detector.rules.incident import IncidentTrack, OpeningRule, Status, TrackContext
+from detector.rules.zones import Zone, build_zones, prohibiting_zone
+from detector.types import Detections, EventType, Frame, GeoPoint, IncidentEvent
+
+Locate = Callable[[str, Detections, Frame | None], Sequence[GeoPoint | None]]
+"""(source_id, detections, frame) -> a ground position per detection row (None where unknown)."""
+
+AssociatorFactory = Callable[[SourceRules], Associator]
+
+
+class RulesError(Exception):
+    """The engine was handed something it cannot evaluate; the message says what to fix."""
+
+
+def pixel_associator(rules: SourceRules) -> Associator:
+    return PixelPlaceAssociator(rules.match_iou)
+
+
+@dataclass
+class _SourceState:
+    rules: SourceRules
+    associator: Associator
+    tracks: list[IncidentTrack] = field(default_factory=list)
+    zones: list[Zone] = field(default_factory=list)
+    frame_size: tuple[int, int] | None = None
+    last_ts: float = float("-inf")
+
+
+class RulesEngine:
+    """Zones, dwell, confirmation, dedup and incident lifecycle for every source.
+
+    ``class_names[class_id]`` names the model's classes. ``locate`` (optional) gives events a location.
+    ``associator_for`` picks each source's association; the default compares boxes in pixels, which suits
+    fixed cameras. Moving cameras should get a ground-distance associator (detector/geo).
+    """
+
+    def __init__(
+        self,
+        config: RulesConfig,
+        class_names: Sequence[str],
+        *,
+        model_version: str = "",
+        locate: Locate | None = None,
+        associator_for: AssociatorFactory = pixel_associator,
+    ) -> None:
+        self._config = config
+        self._class_names = list(class_names)
+        self._category_of = config.category_of()
+        self._model_version = model_version
+        self._locate = locate
+        self._associator_for = associator_for
+        self._sources: dict[str, _SourceState] = {}
+        self._contexts: dict[tuple[str, str], TrackContext] = {}
+
+    def update(
+        self,
+        source_id: str,
+        capture_ts: float,
+        detections: Detections,
+        frame_size: tuple[int, int],
+        *,
+        frame: Frame | None = None,
+    ) -> list[IncidentEvent]:
+        """Evaluate one frame. ``frame_size`` is (width, height); ``frame`` is only passed on to ``locate``.
+
+        Late frames (``capture_ts`` before the source's latest) count at the latest time.
+        """
+        state = self._state(source_id)
+        if state.frame_size != frame_size:
+            state.zones = build_zones(state.rules, frame_size)
+            state.frame_size = frame_size
+        now = max(capture_ts, state.last_ts)
+        state.last_ts = now
+        self._associate(source_id, state, self._sightings(source_id, state, detections, frame), now)
+        events = [event for track in state.tracks if (event := track.step(now)) is not None]
+        state.tracks = [track for track in state.tracks if not track.expire(now)]
+        return events
+
+    def restore(self, open_incidents: Iterable[IncidentEvent]) -> None:
+        """Continue incidents that were open before a restart, from the last event of each.
+
+        Their objects are then associated by place as if the service had never stopped; an object gone for
+        ``clear_after_s`` by the first frame after the restart clears its incident.
+        """
+        for event in open_incidents:
+            if event.type is EventType.CLEARED:
+                raise RulesError(f"incident {event.incident_id} is cleared; restore() takes open incidents only")
+            category = self._config.categories.get(event.category)
+            if category is None:
+                raise RulesError(
+                    f"incident {event.incident_id} has category {event.category!r}, which the rules do not "
+                    f"define; known: {', '.join(sorted(self._config.categories))}"
+                )
+            state = self._state(event.source_id)
+            state.tracks = [track for track in state.tracks if track.incident_id != event.incident_id]
+            class_name = category.classes[0]
+            sighting = Sighting(
+                index=-1,
+                class_name=class_name,
+                category=event.category,
+                box=event.box_xyxy,
+                confidence=event.confidence,
+                track_id=-1,
+                zone_id=event.zone_id,
+                location=event.location,
+            )
+            track = IncidentTrack(sighting, event.last_seen_ts, self._context(event.source_id, class_name))
+            track.restore(event)
+            state.tracks.append(track)
+
+    def _state(self, source_id: str) -> _SourceState:
+        state = self._sources.get(source_id)
+        if state is None:
+            rules = self._config.for_source(source_id)
+            state = self._sources[source_id] = _SourceState(rules, self._associator_for(rules))
+        return state
+
+    def _kind(self, rules: SourceRules, category: str) -> RuleKind:
+        return "confirm" if rules.camera == "moving" else self._config.categories[category].rule
+
+    def _context(self, source_id: str, class_name: str) -> TrackContext:
+        key = (source_id, class_name)
+        context = self._contexts.get(key)
+        if context is None:
+            rules = self._state(source_id).rules
+            category = self._category_of[class_name]
+            new_rule: Callable[[], OpeningRule]
+            if self._kind(rules, category) == "dwell":
+                new_rule = partial(DwellClock, rules.dwell_s, rules.stationary_tolerance_px)
+            else:
+                confirm = rules.confirm[class_name]
+                new_rule = partial(KOfNSeconds, confirm.k, confirm.n_s)
+            context = TrackContext(source_id, self._config.categories[category], rules, new_rule, self._model_version)
+            self._contexts[key] = context
+        return context
+
+    def _class_name(self, class_id: int) -> str:
+        if not 0 <= class_id < len(self._class_names):
+            raise RulesError(
+                f"class_id {class_id} is outside the {len(self._class_names)} class names the rules engine "
+                "was given; construct it with the model's class names"
+            )
+        return self._class_names[class_id]
+
+    def _sightings(
+        self, source_id: str, state: _SourceState, detections: Detections, frame: Frame | None
+    ) -> list[Sighting]:
+        n = len(detections)
+        if n == 0:
+            return []
+        names = [self._class_name(int(c)) for c in detections.class_id]
+        track_ids = detections.track_id if detections.track_id is not None else np.full(n, -1, np.int64)
+        locations: Sequence[GeoPoint | None] = [None] * n
+        if self._locate is not None:
+            locations = self._locate(source_id, detections, frame)
+            if len(locations) != n:
+                raise RulesError(f"locate returned {len(locations)} locations for {n} detections")
+        zone_ids = prohibiting_zone(state.zones, names, detections.bottom_centres())
+        rules = state.rules
+        sightings = []
+        for i, name in enumerate(names):
+            category = self._category_of.get(name)
+            if category is None:
+                continue
+            kind = self._kind(rules, category)
+            threshold = rules.confirm[name].min_confidence if kind == "confirm" else rules.dwell_min_confidence
+            confidence = float(detections.confidence[i])
+            if confidence < threshold or (kind == "dwell" and zone_ids[i] is None):
+                continue
+            x1, y1, x2, y2 = (float(v) for v in detections.xyxy[i])
+            sightings.append(
+                Sighting(
+                    i,
+                    name,
+                    category,
+                    (x1, y1, x2, y2),
+                    confidence,
+                    int(track_ids[i]),
+                    zone_ids[i] or "",
+                    locations[i],
+                )
+            )
+        return sightings
+
+    def _associate(self, source_id: str, state: _SourceState, sightings: list[Sighting], now: float) -> None:
+        associator = state.associator
+        left = list(sightings)
+        for status in (Status.OPEN, Status.PENDING, Status.CLEARED):
+            tracks = [track for track in state.tracks if track.status is status]
+            pairs = match_greedy(associator, tracks, left)
+            for p, s in pairs:
+                tracks[p].observe(left[s], now)
+            taken = {s for _, s in pairs}
+            left = [sighting for s, sighting in enumerate(left) if s not in taken]
+        for sighting in sorted(left, key=lambda s: -s.confidence):
+            seen = (track for track in state.tracks if track.last_seen_ts == now)
+            if any(associator.similarity(track, sighting) is not None for track in seen):
+                continue  # a second box on a place already seen in this frame
+            state.tracks.append(IncidentTrack(sighting, now, self._context(source_id, sighting.class_name)))

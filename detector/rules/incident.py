@@ -1,0 +1,169 @@
+"""One candidate or incident at one place, and its lifecycle: PENDING → OPEN → CLEARED (→ PENDING → OPEN …).
+
+A candidate is PENDING until its opening rule (dwell or confirmation) is due. An OPEN incident is UPDATED only
+on a meaningful change and CLEARED after ``clear_after_s`` of absence. A CLEARED incident is remembered for
+``reopen_after_s``: the same object back at the same place becomes PENDING again under the same incident_id
+and, once its rule is due again, OPENED again.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+from typing import Protocol
+
+from detector.rules.associate import Box, Sighting
+from detector.rules.config import CategoryConfig, SourceRules
+from detector.types import EventType, GeoPoint, IncidentEvent
+
+_EPS = 1e-9
+
+
+class OpeningRule(Protocol):
+    """What makes a candidate an incident (:class:`~detector.rules.dwell.DwellClock`, ``KOfNSeconds``)."""
+
+    @property
+    def name(self) -> str: ...
+    def observe(self, point: tuple[float, float], ts: float) -> None: ...
+    def is_due(self, now: float) -> bool: ...
+
+
+class Status(Enum):
+    PENDING = "pending"
+    OPEN = "open"
+    CLEARED = "cleared"
+
+
+@dataclass(frozen=True)
+class TrackContext:
+    """What every incident of one category on one source shares."""
+
+    source_id: str
+    category: CategoryConfig
+    rules: SourceRules
+    new_rule: Callable[[], OpeningRule]
+    model_version: str = ""
+
+
+@dataclass
+class _Reported:
+    """What the last event said, to judge whether a new one is worth sending."""
+
+    ts: float
+    confidence: float
+    box: Box
+
+
+class IncidentTrack:
+    """A candidate or incident of one category at one place, fed with the sightings associated with it."""
+
+    def __init__(self, sighting: Sighting, now: float, context: TrackContext) -> None:
+        self.incident_id = str(uuid.uuid4())
+        self.category = sighting.category
+        self.status = Status.PENDING
+        self.first_seen_ts = now
+        self.last_seen_ts = now
+        self.box = sighting.box
+        self.track_id = sighting.track_id
+        self.zone_id = sighting.zone_id
+        self.location: GeoPoint | None = sighting.location
+        self.confidence = sighting.confidence
+        self.cleared_ts: float | None = None
+        self._context = context
+        self._rules = context.rules
+        self._rule = context.new_rule()
+        self._rule.observe(sighting.bottom_centre, now)
+        self._reported: _Reported | None = None
+
+    def observe(self, sighting: Sighting, now: float) -> None:
+        """Take this frame's sighting of the object; a CLEARED incident seen again starts to qualify anew."""
+        if self.status is Status.CLEARED:
+            self.status = Status.PENDING
+            self._rule = self._context.new_rule()
+        tau = self._rules.confidence_smoothing_s
+        weight = 1.0 if tau <= 0.0 else 1.0 - math.exp(-(now - self.last_seen_ts) / tau)
+        self.confidence += weight * (sighting.confidence - self.confidence)
+        self.last_seen_ts = now
+        self.box = sighting.box
+        self.track_id = sighting.track_id
+        self.zone_id = sighting.zone_id or self.zone_id
+        self.location = sighting.location or self.location
+        self._rule.observe(sighting.bottom_centre, now)
+
+    def step(self, now: float) -> IncidentEvent | None:
+        """The event this frame calls for, if any. Call once per frame, after :meth:`observe`."""
+        seen_now = self.last_seen_ts == now
+        if self.status is Status.PENDING and seen_now and self._rule.is_due(now):
+            self.status = Status.OPEN
+            return self._event(EventType.OPENED, now)
+        if self.status is Status.OPEN:
+            if now - self.last_seen_ts >= self._rules.clear_after_s - _EPS:
+                self.status = Status.CLEARED
+                self.cleared_ts = now
+                return self._event(EventType.CLEARED, now)
+            if seen_now and self._worth_updating(now):
+                return self._event(EventType.UPDATED, now)
+        return None
+
+    def expire(self, now: float) -> bool:
+        """True when this is to be forgotten: a candidate lost longer than occlusion_s, or a cleared incident
+        past reopen_after_s. A lost candidate of a cleared incident falls back to CLEARED, keeping its window.
+        """
+        if self.status is Status.PENDING and now - self.last_seen_ts > self._rules.occlusion_s + _EPS:
+            if self.cleared_ts is None:
+                return True
+            self.status = Status.CLEARED
+        if self.status is Status.CLEARED:
+            assert self.cleared_ts is not None
+            return now - self.cleared_ts > self._rules.reopen_after_s + _EPS
+        return False
+
+    def restore(self, event: IncidentEvent) -> None:
+        """Continue an incident that was open before a restart, as its last event left it."""
+        self.incident_id = event.incident_id
+        self.status = Status.OPEN
+        self.first_seen_ts = event.first_seen_ts
+        self.last_seen_ts = event.last_seen_ts
+        self.confidence = event.confidence
+        self.location = event.location
+        self._reported = _Reported(event.last_seen_ts, event.confidence, event.box_xyxy)
+
+    def _worth_updating(self, now: float) -> bool:
+        reported = self._reported
+        assert reported is not None
+        since_s = now - reported.ts
+        if since_s < self._rules.min_update_interval_s - _EPS:
+            return False
+        moved_px = max(abs(a - b) for a, b in zip(self.box, reported.box, strict=True))
+        return (
+            since_s >= self._rules.heartbeat_s - _EPS
+            or abs(self.confidence - reported.confidence) >= self._rules.confidence_step - _EPS
+            or moved_px > self._rules.box_move_tolerance_px
+        )
+
+    def _event(self, kind: EventType, now: float) -> IncidentEvent:
+        # Box and confidence are those of ``now``'s frame, except CLEARED, which reports the last sighting:
+        # the server builds evidence from this box on the current frame (for CLEARED: the place, now empty).
+        self._reported = _Reported(now, self.confidence, self.box)
+        category = self._context.category
+        return IncidentEvent(
+            event_id=str(uuid.uuid4()),
+            incident_id=self.incident_id,
+            type=kind,
+            category=self.category,
+            case_code=category.case_code,
+            label=category.label,
+            severity=category.severity,
+            confidence=round(self.confidence, 4),
+            source_id=self._context.source_id,
+            first_seen_ts=self.first_seen_ts,
+            last_seen_ts=self.last_seen_ts,
+            box_xyxy=self.box,
+            zone_id=self.zone_id,
+            rule=self._rule.name,
+            model_version=self._context.model_version,
+            location=self.location,
+        )
