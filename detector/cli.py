@@ -61,6 +61,17 @@ def main(argv: list[str] | None = None) -> int:
     for p in (inc_list, inc_show):
         p.add_argument("--target", default="127.0.0.1:50051", help="service address")
 
+    train = commands.add_parser("train", help="assemble the dataset and train the model (offline, seeded)")
+    train.add_argument("--config", type=Path, default=Path("weights/train.yaml"), help="training config YAML")
+    train.add_argument("--resume", action="store_true", help="continue the run's last checkpoint")
+    evaluate = commands.add_parser("eval", help="mAP and per-class precision/recall of weights on a data.yaml")
+    evaluate.add_argument("--weights", type=Path, required=True, help="checkpoint (.pt)")
+    evaluate.add_argument("--data", type=Path, required=True, help="YOLO data.yaml")
+    evaluate.add_argument("--split", default="val", help="split of the data.yaml to evaluate")
+    evaluate.add_argument("--imgsz", type=int, default=320, help="input size")
+    evaluate.add_argument("--device", default="cpu", help="'cpu' or a CUDA index")
+    evaluate.add_argument("--json", action="store_true", help="print the report as JSON")
+
     args = parser.parse_args(argv)
     if args.command == "serve":
         return _serve(args)
@@ -68,6 +79,10 @@ def main(argv: list[str] | None = None) -> int:
         return _subscribe(args)
     if args.command == "incidents":
         return _incidents(args)
+    if args.command == "train":
+        return _train(args)
+    if args.command == "eval":
+        return _eval(args)
     return _replay(args)
 
 
@@ -108,6 +123,34 @@ def _incidents(args: argparse.Namespace) -> int:
     except grpc.aio.AioRpcError as exc:
         print(f"detector incidents: the service answered {exc.code().name}: {exc.details()}", file=sys.stderr)
         return 1
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from detector.train.config import load_train_config
+    from detector.train.trainer import train
+
+    try:
+        config = load_train_config(args.config)
+    except (OSError, ValidationError, ValueError) as exc:
+        print(f"detector train: {args.config}: {exc}", file=sys.stderr)
+        return 2
+    checkpoint = train(config, resume=args.resume)
+    print(f"detector train: best checkpoint written to {checkpoint}")
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from detector.train.evaluate import evaluate
+
+    try:
+        report = evaluate(args.weights, args.data, args.imgsz, args.device, args.split)
+    except FileNotFoundError as exc:
+        print(f"detector eval: {exc}", file=sys.stderr)
+        return 2
+    print(report.to_json() if args.json else report.table())
     return 0
 
 
