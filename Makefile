@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export YOLO_OFFLINE := 1
 export YOLO_CONFIG_DIR := $(CURDIR)/.cache/ultralytics
 
-.PHONY: setup test serve demo lint typecheck proto clean
+.PHONY: setup test serve demo soak lint typecheck proto clean
 
 setup: $(STAMP)
 
@@ -22,6 +22,11 @@ test: $(STAMP)
 
 serve: $(STAMP)
 	$(VENV)/bin/detector serve --host 127.0.0.1 --port 50051 $(SERVE_ARGS)
+
+# Mixed load on a real serve process; fails when an incident event is lost. SOAK_S=1800 for the 30-minute run.
+SOAK_S ?= 60
+soak: $(STAMP)
+	$(PY) benchmarks/soak/run.py --seconds $(SOAK_S)
 
 lint: $(STAMP)
 	$(PY) -m ruff check detector tests benchmarks
