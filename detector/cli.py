@@ -42,6 +42,17 @@ def main(argv: list[str] | None = None) -> int:
     replay.add_argument("--mode", choices=["live", "lossless"], default="lossless")
     replay.add_argument("--realtime", action="store_true", help="pace frames to the video clock")
     replay.add_argument("--json", action="store_true", help="print the summary as JSON")
+    replay.add_argument("--srt", type=Path, help="the flight's DJI .SRT: send each frame with its telemetry")
+    replay.add_argument("--srt-offset", type=float, default=0.0, help="seconds added to SRT cue times (default 0)")
+    replay.add_argument(
+        "--upload", action="store_true", help="send the file (and --srt) with SubmitVideo; the service syncs them"
+    )
+
+    srt = commands.add_parser("srt", help="DJI .SRT telemetry tools")
+    srt_commands = srt.add_subparsers(dest="srt_command", required=True)
+    srt_inspect = srt_commands.add_parser("inspect", help="cue counts, time span, GPS order, first/last values")
+    srt_inspect.add_argument("files", type=Path, nargs="+", help=".SRT files")
+    srt_inspect.add_argument("--json", action="store_true", help="one JSON object per file")
 
     sub = commands.add_parser("subscribe", help="follow incident events as a case system would (JSON lines)")
     sub.add_argument("--target", default="127.0.0.1:50051", help="service address")
@@ -83,7 +94,18 @@ def main(argv: list[str] | None = None) -> int:
         return _train(args)
     if args.command == "eval":
         return _eval(args)
+    if args.command == "srt":
+        return _srt(args)
     return _replay(args)
+
+
+def _srt(args: argparse.Namespace) -> int:
+    from detector.geo.srt_inspect import inspect_srt
+
+    summaries = [inspect_srt(path) for path in args.files]
+    for summary in summaries:
+        print(json.dumps(summary.as_dict(), ensure_ascii=False) if args.json else summary.text())
+    return 1 if any(summary.error for summary in summaries) else 0
 
 
 def _subscribe(args: argparse.Namespace) -> int:
@@ -193,21 +215,33 @@ def _replay(args: argparse.Namespace) -> int:
     import grpc
 
     from detector.api.replay import replay
+    from detector.geo.errors import SrtParseError
     from detector.ingest.video import VideoError
     from detector.types import DeliveryMode
 
     mode = DeliveryMode.LIVE if args.mode == "live" else DeliveryMode.LOSSLESS
+    source_id = args.source_id or args.video.stem
     try:
         summary = asyncio.run(
-            replay(args.target, args.video, args.source_id or args.video.stem, args.fps, mode, args.realtime)
+            replay(
+                args.target,
+                args.video,
+                source_id,
+                args.fps,
+                mode,
+                args.realtime,
+                srt=args.srt,
+                srt_offset_s=args.srt_offset,
+                upload=args.upload,
+            )
         )
-    except VideoError as exc:
+    except (VideoError, SrtParseError) as exc:
         print(f"detector replay: {exc}", file=sys.stderr)
         return 2
     except grpc.aio.AioRpcError as exc:
         print(f"detector replay: the service answered {exc.code().name}: {exc.details()}", file=sys.stderr)
         return 1
-    print(json.dumps(summary.as_dict(), indent=2) if args.json else summary.text())
+    print(json.dumps(summary.as_dict(), indent=2, ensure_ascii=False) if args.json else summary.text())
     return 0
 
 

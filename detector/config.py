@@ -76,6 +76,13 @@ class IngestSettings(_Section):
     sources: list[str] = Field(
         default_factory=list, description="Allowed source ids; empty allows any (the embedded default)."
     )
+    max_video_bytes: int = Field(
+        4 * 1024**3, ge=1, description="Largest recorded-flight video SubmitVideo accepts, in bytes."
+    )
+    max_srt_bytes: int = Field(64 * 1024**2, ge=1, description="Largest .SRT SubmitVideo accepts, in bytes.")
+    upload_dir: Path | None = Field(
+        None, description="Where SubmitVideo spools uploaded videos while it runs them; None: the system temp dir."
+    )
 
 
 class StoreSettings(_Section):
@@ -153,7 +160,7 @@ def load_config(
 
 
 def _resolve_relative_paths(data: dict[str, Any], base: Path) -> None:
-    for section, key in (("model", "weights"), ("store", "data_dir")):
+    for section, key in (("model", "weights"), ("store", "data_dir"), ("ingest", "upload_dir")):
         node = data.get(section)
         if isinstance(node, dict) and isinstance(node.get(key), str):
             path = Path(node[key])

@@ -22,7 +22,7 @@ from detector.inference.batcher import BatcherSettings, BatchRecord, InferenceCo
 from detector.inference.engine import Engine, EngineSettings, build_engine
 from detector.ingest.decode import ImageLimits
 from detector.metrics import ServiceMetrics
-from detector.rules import RulesEngine
+from detector.rules import RulesEngine, SourceLocator
 from detector.store.base import IncidentStore, open_store
 from detector.store.config import StoreConfig
 from detector.store.errors import StoreError
@@ -123,6 +123,23 @@ async def _maintain(service: Service) -> None:
         log.info("store maintenance", extra={"retention": str(report), "problems": problems})
 
 
+def _locator(config: ServiceConfig) -> SourceLocator:
+    """Fit every fixed camera's ground calibration now and log its reprojection error in metres."""
+    locator = SourceLocator(config.rules)
+    for source_id, report in locator.calibration_reports().items():
+        log.info(
+            "ground calibration",
+            extra={
+                "source_id": source_id,
+                "rms_error_m": round(report.rms_error_m, 3),
+                "max_error_m": round(report.max_error_m, 3),
+                "outliers": list(report.outliers),
+                "warnings": list(report.warnings),
+            },
+        )
+    return locator
+
+
 async def start_service(config: ServiceConfig, engine: Engine | None = None) -> Service:
     """Bind the port, load and warm the model, then report SERVING. Health says NOT_SERVING until then."""
     s = config.server
@@ -151,6 +168,9 @@ async def start_service(config: ServiceConfig, engine: Engine | None = None) -> 
         limits=ImageLimits(config.ingest.max_pixels, config.ingest.max_side_px),
         allowed_sources=frozenset(config.ingest.sources),
         max_inflight_per_stream=s.max_inflight_per_stream,
+        max_video_bytes=config.ingest.max_video_bytes,
+        max_srt_bytes=config.ingest.max_srt_bytes,
+        upload_dir=config.ingest.upload_dir,
     )
     ingest = IngestService(ingest_settings, metrics, decoder)
     ingest_pb2_grpc.add_IngestServicer_to_server(ingest, server)
@@ -168,7 +188,8 @@ async def start_service(config: ServiceConfig, engine: Engine | None = None) -> 
         if engine is None:
             engine = await asyncio.to_thread(engine_from_config, config)
         await asyncio.to_thread(engine.warmup, config.model.warmup_batch_sizes)
-        rules = RulesEngine(config.rules, engine.class_names, model_version=engine.version)
+        locator = await asyncio.to_thread(_locator, config)
+        rules = RulesEngine(config.rules, engine.class_names, model_version=engine.version, locate=locator.locate)
         stage = IncidentStage(TrackerPool(config.tracking), rules, store)
         restored = await asyncio.to_thread(stage.restore)
     except BaseException:

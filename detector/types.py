@@ -137,7 +137,7 @@ class GeoPoint:
     lat: float
     lon: float
     accuracy_m: float
-    method: str  # e.g. "homography", "drone-projection", "drone-nadir-assumed"
+    method: str  # "HOMOGRAPHY", "DRONE_PROJECTION" or "SOURCE_FIXED"
 
 
 class EventType(Enum):
@@ -182,6 +182,8 @@ class IncidentEvent:
     location: GeoPoint | None = None
     evidence: tuple[Evidence, ...] = ()
     sequence: int = 0
+    source_pose: Telemetry | None = None  # the source's pose at first sight (drone telemetry, camera position)
+    location_note: str = ""  # why ``location`` is None, or what it assumed (e.g. nadir)
 
     @property
     def duration_s(self) -> float:

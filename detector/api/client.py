@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterable, AsyncIterator
+from pathlib import Path
 
 import cv2
 import grpc
@@ -10,6 +12,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from detector.api._gen.streetwatch.v1 import ingest_pb2 as pb
 from detector.api._gen.streetwatch.v1 import ingest_pb2_grpc
+from detector.api.convert import telemetry_to_proto
 from detector.types import DeliveryMode, ImageArray, Telemetry
 
 
@@ -48,10 +51,9 @@ def make_frame(
         frame.raw.CopyFrom(
             pb.RawImage(width=image.shape[1], height=image.shape[0], pixel_format=pb.BGR8, data=image.tobytes())
         )
-    if telemetry is not None:
-        for name, value in vars(telemetry).items():
-            if value is not None:
-                setattr(frame.telemetry, name, value)
+    pose = None if telemetry is None else telemetry_to_proto(telemetry)
+    if pose is not None and pose.ListFields():  # a pose with no field known is no pose
+        frame.telemetry.CopyFrom(pose)
     return frame
 
 
@@ -82,12 +84,30 @@ class IngestClient:
         call = self._stub.StreamFrames(frames)
         return call.__aiter__()  # type: ignore[no-any-return]
 
+    def submit_video(self, chunks: AsyncIterable[pb.VideoChunk]) -> AsyncIterator[pb.SubmitVideoResponse]:
+        """A recorded flight (see ``video_chunks``): the telemetry report, then one FrameResult per frame."""
+        call = self._stub.SubmitVideo(chunks)
+        return call.__aiter__()  # type: ignore[no-any-return]
+
     async def detect(self, frame: pb.Frame, timeout_s: float | None = None) -> pb.FrameResult:
         result: pb.FrameResult = await self._stub.Detect(frame, timeout=timeout_s)
         return result
 
 
 async def _wait(channel: grpc.aio.Channel, timeout_s: float) -> None:
-    import asyncio
-
     await asyncio.wait_for(channel.channel_ready(), timeout_s)
+
+
+CHUNK_BYTES = 1024 * 1024  # well under any sane max_message_bytes, and big enough to keep the link busy
+
+
+async def video_chunks(
+    header: pb.VideoHeader, video: Path, srt: bytes | None = None, chunk_bytes: int = CHUNK_BYTES
+) -> AsyncIterator[pb.VideoChunk]:
+    """The messages of a SubmitVideo call: the header, the .SRT, then the video, in ``chunk_bytes`` pieces."""
+    yield pb.VideoChunk(header=header)
+    for offset in range(0, len(srt or b""), chunk_bytes):
+        yield pb.VideoChunk(srt=(srt or b"")[offset : offset + chunk_bytes])
+    with video.open("rb") as file:
+        while data := await asyncio.to_thread(file.read, chunk_bytes):
+            yield pb.VideoChunk(video=data)

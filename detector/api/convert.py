@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import math
 
+from google.protobuf.timestamp_pb2 import Timestamp
+
 from detector.api._gen.streetwatch.v1 import ingest_pb2 as pb
+from detector.geo.pose import PoseError, check_pose
 from detector.ingest.decode import FrameRejected, RejectCode
 from detector.types import DeliveryMode, Detections, Telemetry
 
@@ -32,11 +35,15 @@ def delivery_mode(value: int) -> DeliveryMode:
 def capture_ts(frame: pb.Frame) -> float:
     if not frame.HasField("capture_time"):
         raise FrameRejected(RejectCode.INVALID_FRAME, "capture_time is required (the time the image was taken)")
-    t = frame.capture_time
+    return wall_clock_s(frame.capture_time, "capture_time")
+
+
+def wall_clock_s(t: Timestamp, name: str) -> float:
+    """Seconds since the epoch; ``FrameRejected`` naming the field when it is not a plausible capture time."""
     if not (_MIN_TS <= t.seconds < _MAX_TS) or not (0 <= t.nanos < 1_000_000_000):
         raise FrameRejected(
             RejectCode.INVALID_FRAME,
-            f"capture_time {t.seconds}s {t.nanos}ns is not a plausible wall-clock time",
+            f"{name} {t.seconds}s {t.nanos}ns is not a plausible wall-clock time",
         )
     return t.seconds + t.nanos / 1e9
 
@@ -60,9 +67,16 @@ def telemetry(frame: pb.Frame) -> Telemetry | None:
         if not math.isfinite(value):
             raise FrameRejected(RejectCode.INVALID_FRAME, f"telemetry.{name} must be finite, got {value}")
     try:
-        return Telemetry(**values)
+        return check_pose(Telemetry(**values))
+    except PoseError as exc:
+        raise FrameRejected(RejectCode.INVALID_FRAME, f"telemetry: {exc}") from None
     except ValueError as exc:
         raise FrameRejected(RejectCode.INVALID_FRAME, str(exc)) from None
+
+
+def telemetry_to_proto(value: Telemetry) -> pb.Telemetry:
+    """Only the known fields are set; the rest stay unset (unknown)."""
+    return pb.Telemetry(**{name: v for name in _TELEMETRY_FIELDS if (v := getattr(value, name)) is not None})
 
 
 def detections_to_proto(dets: Detections, class_names: list[str]) -> list[pb.Detection]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from detector.api._gen.streetwatch.v1 import incidents_pb2 as ipb
 from detector.api._gen.streetwatch.v1 import ingest_pb2 as pb
 from detector.api.client import timestamp
+from detector.api.convert import telemetry_to_proto
 from detector.store.model import EventFilter, IncidentRecord, IncidentState
 from detector.types import EventType, IncidentEvent
 
@@ -33,7 +34,10 @@ def event_to_proto(event: IncidentEvent) -> ipb.IncidentEvent:
         model_version=event.model_version,
         rule=event.rule,
         evidence=[ipb.EvidenceRef(kind=e.kind, sha256=e.sha256, uri=e.uri) for e in event.evidence],
+        location_note=event.location_note,
     )
+    if event.source_pose is not None:
+        msg.source_pose.CopyFrom(telemetry_to_proto(event.source_pose))
     if event.location is not None:
         loc = event.location
         method = _METHODS.get(loc.method.upper().replace("-", "_"), ipb.LOCATION_METHOD_UNSPECIFIED)

@@ -1,24 +1,37 @@
-"""The Ingest servicer: frames in, what the model saw out, one result per frame and in order per stream."""
+"""The Ingest servicer: frames in, what the model saw out, one result per frame and in order per stream.
+
+``SubmitVideo`` takes a recorded flight (video + .SRT), decodes it here and runs each frame, with the telemetry
+of its video time, down the same path as a streamed frame (see detector/geo/flight.py).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import tempfile
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Protocol
+from pathlib import Path
+from typing import Protocol, TypeVar
 
 import grpc
 
 from detector.api import convert
 from detector.api._gen.streetwatch.v1 import ingest_pb2 as pb
 from detector.api._gen.streetwatch.v1 import ingest_pb2_grpc
+from detector.api.upload import UploadLimits, UploadRejected, VideoUpload, receive_upload
+from detector.geo.errors import SrtParseError
+from detector.geo.flight import FlightFrame, FlightTelemetry, flight_frames
+from detector.geo.pose import PoseError, check_pose
 from detector.inference.batcher import CoreStopped, FrameDropped, InferenceCore
 from detector.ingest.decode import FrameRejected, ImageLimits, RejectCode, decode_encoded, decode_raw
+from detector.ingest.video import VideoError, probe
 from detector.metrics import ServiceMetrics
 from detector.types import DeliveryMode, Detections, Frame
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +47,9 @@ class IngestSettings:
     limits: ImageLimits
     allowed_sources: frozenset[str]  # empty: any
     max_inflight_per_stream: int
+    max_video_bytes: int = 4 * 1024**3
+    max_srt_bytes: int = 64 * 1024**2
+    upload_dir: Path | None = None  # where uploaded videos are spooled; None: the system's temp directory
 
 
 @dataclass
@@ -84,22 +100,87 @@ class IngestService(ingest_pb2_grpc.IngestServicer):
     async def StreamFrames(
         self, request_iterator: AsyncIterator[pb.Frame], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.FrameResult]:
+        if self._core_or_none is None:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "the model is still loading; retry when health is SERVING")
+        last_seq: dict[str, int] = {}
+        self._metrics.active_streams.inc()
+        try:
+            async for result in self._in_order(request_iterator, lambda r: self._process_checked(r, last_seq)):
+                yield result
+        except CoreStopped:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "the service is shutting down; reconnect and resend")
+        finally:
+            self._metrics.active_streams.dec()
+
+    async def SubmitVideo(
+        self, request_iterator: AsyncIterator[pb.VideoChunk], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.SubmitVideoResponse]:
+        if self._core_or_none is None:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "the model is still loading; retry when health is SERVING")
+        s = self._settings
+        limits = UploadLimits(s.max_video_bytes, s.max_srt_bytes, s.allowed_sources)
+        self._metrics.active_streams.inc()
+        try:
+            with tempfile.TemporaryDirectory(prefix="submit-video-", dir=s.upload_dir) as spool:
+                upload = await receive_upload(request_iterator, limits, Path(spool) / "video")
+                telemetry = await asyncio.to_thread(self._open_flight, upload)
+                yield pb.SubmitVideoResponse(telemetry=_telemetry_report(telemetry))
+                frames = _flight_frames(upload, telemetry)
+                async for result in self._in_order(frames, lambda f: self._process_flight_frame(upload, f)):
+                    yield pb.SubmitVideoResponse(frame=result)
+        except UploadRejected as exc:
+            await context.abort(exc.code, exc.message)
+        except CoreStopped:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "the service is shutting down; submit the video again")
+        finally:
+            self._metrics.active_streams.dec()
+
+    def _open_flight(self, upload: VideoUpload) -> FlightTelemetry:
+        """Parse the SRT and check that the video opens and fits the image limits, before any frame runs."""
+        try:
+            telemetry = FlightTelemetry.from_srt(
+                None if upload.srt is None else bytes(upload.srt), time_offset_s=upload.telemetry_offset_s
+            )
+        except SrtParseError as exc:
+            raise UploadRejected(grpc.StatusCode.INVALID_ARGUMENT, f".SRT: {exc}") from None
+        try:
+            info = probe(upload.video_path)
+            self._settings.limits.check(info.width, info.height)
+        except VideoError as exc:
+            raise UploadRejected(grpc.StatusCode.INVALID_ARGUMENT, f"video: {exc}") from None
+        except FrameRejected as exc:
+            raise UploadRejected(grpc.StatusCode.INVALID_ARGUMENT, f"video: {exc.message}") from None
+        return telemetry
+
+    async def _process_flight_frame(self, upload: VideoUpload, item: tuple[int, FlightFrame, float]) -> _Processed:
+        seq, flight_frame, decode_ms = item
+        source_id = upload.source_id
+        self._metrics.frames_received.labels(source_id[:64]).inc()
+        try:
+            telemetry = None if flight_frame.telemetry is None else check_pose(flight_frame.telemetry)
+            frame = Frame(source_id, seq, upload.start_ts + flight_frame.video_s, flight_frame.image, telemetry)
+        except PoseError as exc:
+            error = FrameRejected(RejectCode.INVALID_FRAME, f"telemetry: {exc}")
+            return self._rejected(source_id, seq, error)
+        self._metrics.frames_decoded.labels(source_id[:64]).inc()
+        return await self._infer(frame, DeliveryMode.LOSSLESS, decode_ms)
+
+    async def _in_order(
+        self, items: AsyncIterator[T], process: Callable[[T], Awaitable[_Processed]]
+    ) -> AsyncIterator[pb.FrameResult]:
+        """Process up to ``max_inflight_per_stream`` items at once (so that they can share batches) and
+        yield their results in the order the items came."""
         pending: asyncio.Queue[asyncio.Task[_Processed] | None] = asyncio.Queue()
         slots = asyncio.Semaphore(self._settings.max_inflight_per_stream)
-        last_seq: dict[str, int] = {}
 
         async def read() -> None:
             try:
-                async for request in request_iterator:
+                async for item in items:
                     await slots.acquire()
-                    task = asyncio.create_task(self._process_checked(request, last_seq))
-                    await pending.put(task)
+                    await pending.put(asyncio.create_task(_awaited(process(item))))
             finally:
                 await pending.put(None)
 
-        if self._core_or_none is None:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, "the model is still loading; retry when health is SERVING")
-        self._metrics.active_streams.inc()
         reader = asyncio.create_task(read())
         try:
             while (task := await pending.get()) is not None:
@@ -108,11 +189,8 @@ class IngestService(ingest_pb2_grpc.IngestServicer):
                 finally:
                     slots.release()
                 yield await self._finish(processed)
-            await reader  # surfaces a broken request stream as this call's error
-        except CoreStopped:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, "the service is shutting down; reconnect and resend")
+            await reader  # surfaces a broken request stream (or an undecodable video) as this call's error
         finally:
-            self._metrics.active_streams.dec()
             reader.cancel()
             while not pending.empty():
                 left = pending.get_nowait()
@@ -123,7 +201,7 @@ class IngestService(ingest_pb2_grpc.IngestServicer):
         try:
             self._check_order(request, last_seq)
         except FrameRejected as exc:
-            return self._rejected(request, exc)
+            return self._rejected(request.source_id, request.seq, exc)
         return await self._process(request, convert.delivery_mode(request.delivery_mode))
 
     def _check_order(self, request: pb.Frame, last_seq: dict[str, int]) -> None:
@@ -136,29 +214,32 @@ class IngestService(ingest_pb2_grpc.IngestServicer):
         last_seq[request.source_id] = request.seq
 
     async def _process(self, request: pb.Frame, mode: DeliveryMode) -> _Processed:
-        source_id = request.source_id
-        self._metrics.frames_received.labels(source_id[:64]).inc()
+        self._metrics.frames_received.labels(request.source_id[:64]).inc()
         started = time.perf_counter()
         try:
             frame = await self._to_frame(request)
-            decode_ms = (time.perf_counter() - started) * 1e3
-            self._metrics.frames_decoded.labels(source_id[:64]).inc()
-            inference = await self._core.submit(frame, mode)
         except FrameRejected as exc:
-            return self._rejected(request, exc)
+            return self._rejected(request.source_id, request.seq, exc)
+        self._metrics.frames_decoded.labels(request.source_id[:64]).inc()
+        return await self._infer(frame, mode, (time.perf_counter() - started) * 1e3)
+
+    async def _infer(self, frame: Frame, mode: DeliveryMode, decode_ms: float) -> _Processed:
+        source_id = frame.source_id
+        try:
+            inference = await self._core.submit(frame, mode)
         except FrameDropped as exc:
-            return self._rejected(request, FrameRejected(RejectCode.DROPPED, str(exc)))
+            return self._rejected(source_id, frame.seq, FrameRejected(RejectCode.DROPPED, str(exc)))
         except CoreStopped:
             raise
         except Exception as exc:  # the model failing on one batch must not end the stream
-            log.exception("inference failed", extra={"source_id": source_id, "seq": request.seq})
-            return self._rejected(request, FrameRejected(RejectCode.INTERNAL, f"inference failed: {exc}"))
+            log.exception("inference failed", extra={"source_id": source_id, "seq": frame.seq})
+            return self._rejected(source_id, frame.seq, FrameRejected(RejectCode.INTERNAL, f"inference failed: {exc}"))
         self._metrics.frames_processed.labels(source_id[:64]).inc()
         self._metrics.stage_ms.labels("decode").observe(decode_ms)
         self._metrics.stage_ms.labels("queue").observe(inference.queued_ms)
         result = pb.FrameResult(
             source_id=source_id,
-            seq=request.seq,
+            seq=frame.seq,
             model=self._model,
             timings=pb.Timings(
                 decode_ms=decode_ms,
@@ -212,12 +293,42 @@ class IngestService(ingest_pb2_grpc.IngestServicer):
             raise FrameRejected(RejectCode.INVALID_IMAGE, "frame carries no image (set encoded or raw)")
         return Frame(request.source_id, request.seq, ts, image, telemetry)
 
-    def _rejected(self, request: pb.Frame, exc: FrameRejected) -> _Processed:
+    def _rejected(self, source_id: str, seq: int, exc: FrameRejected) -> _Processed:
         self._metrics.frame_errors.labels(exc.code.value).inc()
         if exc.code is RejectCode.DROPPED:
-            self._metrics.frames_dropped.labels(request.source_id[:64]).inc()
-        log.debug(
-            "frame rejected",
-            extra={"source_id": request.source_id, "seq": request.seq, "code": exc.code.value},
-        )
-        return _Processed(convert.error_result(request.source_id, request.seq, exc.code, exc.message), None, None)
+            self._metrics.frames_dropped.labels(source_id[:64]).inc()
+        log.debug("frame rejected", extra={"source_id": source_id, "seq": seq, "code": exc.code.value})
+        return _Processed(convert.error_result(source_id, seq, exc.code, exc.message), None, None)
+
+
+async def _awaited(awaitable: Awaitable[T]) -> T:
+    return await awaitable
+
+
+async def _flight_frames(
+    upload: VideoUpload, telemetry: FlightTelemetry
+) -> AsyncIterator[tuple[int, FlightFrame, float]]:
+    """(seq from 1, frame, decode ms): decoded in a worker thread; a decoding failure ends the call."""
+    reader = flight_frames(upload.video_path, telemetry.track, upload.every_s)
+    seq = 0
+    while True:
+        started = time.perf_counter()
+        try:
+            item = await asyncio.to_thread(next, reader, None)
+        except VideoError as exc:
+            raise UploadRejected(grpc.StatusCode.INVALID_ARGUMENT, f"video: {exc}") from None
+        if item is None:
+            return
+        seq += 1
+        yield seq, item, (time.perf_counter() - started) * 1e3
+
+
+def _telemetry_report(telemetry: FlightTelemetry) -> pb.TelemetryReport:
+    first_s, last_s = telemetry.span_s
+    return pb.TelemetryReport(
+        cues=telemetry.cues,
+        gps_order=telemetry.gps_order or "",
+        warnings=list(telemetry.warnings),
+        first_s=first_s,
+        last_s=last_s,
+    )

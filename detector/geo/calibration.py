@@ -105,12 +105,15 @@ class GroundCalibration:
         *,
         pixel_sigma_px: float,
         fit_sigma_m: float,
+        parameter_cov: Float64Array | None = None,
     ) -> None:
+        """``parameter_cov``: 8x8 covariance of the homography (normalised to h33 = 1), from the fit."""
         self.homography = np.asarray(homography, np.float64).reshape(3, 3)
         self.plane = plane
         self.report = report
         self.pixel_sigma_px = pixel_sigma_px
         self.fit_sigma_m = fit_sigma_m
+        self.parameter_cov = parameter_cov
 
     @classmethod
     def fit(
@@ -168,7 +171,8 @@ class GroundCalibration:
             warnings=tuple(warnings),
         )
         sigma_m = max(fit_sigma, min_accuracy_m)
-        return cls(homography, plane, report, pixel_sigma_px=pixel_sigma_px, fit_sigma_m=sigma_m)
+        cov = _parameter_cov(homography, pixels[list(inliers)], sigma_m)
+        return cls(homography, plane, report, pixel_sigma_px=pixel_sigma_px, fit_sigma_m=sigma_m, parameter_cov=cov)
 
     def pixel_to_enu(self, pixels_px: npt.ArrayLike) -> tuple[Float64Array, npt.NDArray[np.bool_]]:
         """Nx2 pixels -> (Nx2 metres east/north of the calibration origin, valid mask)."""
@@ -190,16 +194,56 @@ class GroundCalibration:
     def pixel_to_geo(self, pixels_px: npt.ArrayLike) -> list[GeoPoint | None]:
         """WGS84 points for Nx2 pixels; None for a pixel at or above the ground plane's horizon.
 
-        ``accuracy_m`` = sqrt(fit_sigma_m^2 + (pixel_sigma_px * metres_per_pixel)^2).
+        ``accuracy_m`` = sqrt(fit_sigma_m^2 + fit uncertainty at the pixel + (pixel_sigma_px * metres_per_pixel)^2):
+        the scatter of the control points, how well they pin the homography down there (it grows away from
+        them), and the error of the pixel itself (it grows toward the horizon).
         """
-        ground, valid = self.pixel_to_enu(pixels_px)
-        scale = self.metres_per_pixel(pixels_px)
-        accuracy = np.hypot(self.fit_sigma_m, self.pixel_sigma_px * scale)
+        pixels = np.asarray(pixels_px, np.float64).reshape(-1, 2)
+        ground, valid = self.pixel_to_enu(pixels)
+        scale = self.metres_per_pixel(pixels)
+        variance = self.fit_sigma_m**2 + (self.pixel_sigma_px * scale) ** 2
+        if self.parameter_cov is not None:
+            jacobian = _parameter_jacobian(self.homography, pixels)  # (N, 2, 8)
+            variance = variance + np.einsum("nij,jk,nik->n", jacobian, self.parameter_cov, jacobian)
+        accuracy = np.sqrt(variance)
         lat, lon = self.plane.to_geo(ground[:, 0], ground[:, 1])
         return [
             GeoPoint(float(lat[i]), float(lon[i]), float(accuracy[i]), METHOD) if valid[i] else None
             for i in range(len(ground))
         ]
+
+
+def _parameter_jacobian(homography: Float64Array, pixels: Float64Array) -> Float64Array:
+    """(N, 2, 8): how each mapped point moves with the 8 free entries of the homography (h33 = 1)."""
+    h = homography / homography[2, 2]
+    x, y = pixels[:, 0], pixels[:, 1]
+    w = h[2, 0] * x + h[2, 1] * y + 1.0
+    east = (h[0, 0] * x + h[0, 1] * y + h[0, 2]) / w
+    north = (h[1, 0] * x + h[1, 1] * y + h[1, 2]) / w
+    one, zero = np.ones_like(x), np.zeros_like(x)
+    d_east = np.stack([x, y, one, zero, zero, zero, -east * x, -east * y], axis=1) / w[:, None]
+    d_north = np.stack([zero, zero, zero, x, y, one, -north * x, -north * y], axis=1) / w[:, None]
+    result: Float64Array = np.stack([d_east, d_north], axis=1)
+    return result
+
+
+def _parameter_cov(homography: Float64Array, inlier_pixels: Float64Array, sigma_m: float) -> Float64Array | None:
+    """Covariance of the fitted homography when each control point's ground position has error ``sigma_m``
+    per axis (Gauss-Newton at the solution); None when it cannot be told (h33 ~ 0, singular)."""
+    if abs(homography[2, 2]) < 1e-12:
+        return None
+    jacobian = _parameter_jacobian(homography, inlier_pixels).reshape(-1, 8)
+    # Pixel columns are ~1e3 and projective ones ~1e-3: scale the columns to unit norm before inverting.
+    norms = np.linalg.norm(jacobian, axis=0)
+    if not np.all(norms > 0.0):
+        return None
+    scaled = jacobian / norms
+    try:
+        inverse = np.linalg.inv(scaled.T @ scaled)
+    except np.linalg.LinAlgError:
+        return None
+    cov = np.asarray(sigma_m**2 * inverse / np.outer(norms, norms), np.float64)
+    return cov if np.all(np.isfinite(cov)) else None
 
 
 def _apply(homography: Float64Array, pixels: Float64Array) -> tuple[Float64Array, npt.NDArray[np.bool_]]:

@@ -27,6 +27,7 @@ from detector.geo.camera import (
     PinholeCamera,
     camera_rotation,
 )
+from detector.geo.enu import offset_m
 from detector.types import GeoPoint, Telemetry
 
 Float64Array = npt.NDArray[np.float64]
@@ -119,6 +120,31 @@ class DroneProjector:
         else:
             rotation = camera_rotation(Attitude(heading, pitch, t.gimbal_roll_deg or 0.0))
         return PinholeCamera(intrinsics, rotation, (0.0, 0.0, t.altitude_agl_m or 0.0)), tuple(assumptions)
+
+    def sees(
+        self,
+        point: GeoPoint,
+        telemetry: Telemetry,
+        width_px: int | None = None,
+        height_px: int | None = None,
+        margin_frac: float = 0.05,
+    ) -> bool:
+        """Whether a ground point is inside the frame, at least ``margin_frac`` of the size from every edge
+        (where a detector may still miss half an object), and within ``max_range_m``. False when the pose
+        cannot tell (no position or height)."""
+        t = telemetry
+        if t.lat is None or t.lon is None or t.altitude_agl_m is None or t.altitude_agl_m <= 0.0:
+            return False
+        camera, _ = self.camera(t, width_px, height_px)
+        east, north = offset_m(t.lat, t.lon, point.lat, point.lon)
+        if math.hypot(east, north) > self.max_range_m:
+            return False
+        pixels, in_front = camera.project([(east, north, 0.0)])
+        if not in_front[0]:
+            return False
+        (u, v), w, h = pixels[0], camera.intrinsics.width_px, camera.intrinsics.height_px
+        inside_u = margin_frac * w <= u <= (1.0 - margin_frac) * w
+        return bool(inside_u and margin_frac * h <= v <= (1.0 - margin_frac) * h)
 
     def locate(
         self,

@@ -48,7 +48,8 @@ class GeoZone:
         return np.asarray(shapely.covers(self.area, points), dtype=np.bool_)
 
 
-def _zone(geometry: Mapping[str, Any], zone_id: str) -> GeoZone:
+def zone_from_geometry(geometry: Mapping[str, Any], zone_id: str) -> GeoZone:
+    """One zone from a GeoJSON Polygon or MultiPolygon geometry; raises ``ZoneError`` naming the zone."""
     kind = geometry.get("type")
     if kind not in _AREA_TYPES:
         raise ZoneError(f"zone {zone_id!r}: geometry type {kind!r} is not a Polygon or MultiPolygon")
@@ -83,7 +84,7 @@ def geo_zones_from_geojson(data: Mapping[str, Any], default_id: str = "zone") ->
         props = feature.get("properties") or {}
         candidates = (props.get("zone_id"), props.get("id"), props.get("name"), feature.get("id"))
         zone_id = next((str(c) for c in candidates if c is not None), f"{default_id}-{n}")
-        zones.append(_zone(feature["geometry"], zone_id))
+        zones.append(zone_from_geometry(feature["geometry"], zone_id))
     ids = [z.zone_id for z in zones]
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
     if duplicates:

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from detector.rules.associate import Associator, PixelPlaceAssociator, Place, Sighting
 from detector.rules.config import CategoryConfig, ConfirmConfig, RulesConfig, SourceRules, ZoneConfig
-from detector.rules.engine import Locate, RulesEngine, RulesError
+from detector.rules.engine import RulesEngine, RulesError
+from detector.rules.geo_place import GroundPlaceAssociator
+from detector.rules.locate import GroundFixes, Locate, SourceLocator
 
 __all__ = [
     "Associator",
     "CategoryConfig",
     "ConfirmConfig",
+    "GroundFixes",
+    "GroundPlaceAssociator",
     "Locate",
     "PixelPlaceAssociator",
     "Place",
@@ -17,6 +21,7 @@ __all__ = [
     "RulesEngine",
     "RulesError",
     "Sighting",
+    "SourceLocator",
     "SourceRules",
     "ZoneConfig",
 ]

@@ -1,9 +1,8 @@
 """Which detection is which candidate or incident: association by place, with track ids as a tie-breaker.
 
 Stalls and hazards do not move, so place is the identity that survives a tracker's id switch or an occlusion.
-Fixed cameras compare boxes in pixels (:class:`PixelPlaceAssociator`). Moving cameras (drones) need ground
-distance instead: any object with a ``similarity`` method that reads ``location`` fits the :class:`Associator`
-seam, e.g. one built on detector/geo's dedup.
+Fixed cameras compare boxes in pixels (:class:`PixelPlaceAssociator`). Moving cameras (drones) compare ground
+distance instead (:class:`detector.rules.geo_place.GroundPlaceAssociator`).
 """
 
 from __future__ import annotations
@@ -12,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from detector.types import GeoPoint
+from detector.types import GeoPoint, Telemetry
 
 Box = tuple[float, float, float, float]
 
@@ -29,6 +28,8 @@ class Sighting:
     track_id: int  # -1: untracked
     zone_id: str  # "" when outside every prohibiting zone
     location: GeoPoint | None = None
+    location_note: str = ""  # why it has no location, or what its location assumed
+    pose: Telemetry | None = None  # the source's pose in this frame
 
     @property
     def bottom_centre(self) -> tuple[float, float]:

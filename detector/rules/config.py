@@ -17,6 +17,8 @@ from typing import Literal, Self
 import shapely
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
 
+from detector.geo.config import GeoZoneConfig, SourceGeo
+
 Severity = Literal["low", "medium", "high", "critical"]
 RuleKind = Literal["dwell", "confirm"]
 
@@ -108,8 +110,9 @@ class SourceRules(_Strict):
 
     camera: Literal["fixed", "moving"] = Field(
         default="fixed",
-        description="'moving' (drones): every category opens by confirmation, pixel zones do not apply, and "
-        "association should be by ground distance (see detector.rules.associate.Associator).",
+        description="'moving' (drones): every category opens by confirmation (k of n seconds, or seen on "
+        "geo.confirm_passes passes), pixel zones do not apply, and sightings are associated by ground "
+        "distance (geo.dedup_radius_m) and category rather than by box or track id.",
     )
     zones: list[ZoneConfig] = Field(default_factory=list, description="Prohibited zones (fixed cameras only).")
     zones_frame_size_px: tuple[PositiveInt, PositiveInt] | None = Field(
@@ -143,7 +146,10 @@ class SourceRules(_Strict):
         description="A not-yet-open candidate survives an absence this long (dwell continues).",
     )
     clear_after_s: float = Field(
-        default=60.0, gt=0, description="An open incident clears after its object has been absent this long."
+        default=60.0,
+        gt=0,
+        description="An open incident clears after its object has been absent this long (moving cameras: "
+        "geo.clear_after_in_view_s of looking at its place instead).",
     )
     reopen_after_s: float = Field(
         default=300.0,
@@ -164,13 +170,20 @@ class SourceRules(_Strict):
     box_move_tolerance_px: float = Field(
         default=40.0,
         gt=0,
-        description="UPDATED when a box corner moved farther than this since the last event.",
+        description="UPDATED when a box corner moved farther than this since the last event (fixed cameras; a "
+        "moving camera's incident is UPDATED when its location moved farther than its accuracy_m).",
+    )
+    geo: SourceGeo = Field(
+        default_factory=SourceGeo,
+        description="Geotagging: ground calibration or position (fixed cameras), camera profile and ground "
+        "dedup (drones), and zones in lat/lon.",
     )
 
     @model_validator(mode="after")
     def _verify(self) -> Self:
         verify_clocks(self)
         verify_zones(self)
+        verify_geo(self)
         return self
 
 
@@ -193,6 +206,33 @@ def verify_zones(rules: SourceRules) -> None:
         raise ValueError(f"zone ids must be unique; repeated: {', '.join(duplicated)}")
     if rules.camera == "moving" and rules.zones:
         raise ValueError("a moving camera cannot use pixel zones (they move with it); remove 'zones'")
+    clashing = sorted({zone.id for zone in rules.zones} & {zone.id for zone in rules.geo.zones})
+    if clashing:
+        raise ValueError(f"zone ids must be unique across zones and geo.zones; repeated: {', '.join(clashing)}")
+
+
+def verify_geo(rules: SourceRules) -> None:
+    geo = rules.geo
+    if rules.camera == "moving":
+        fixed_only = [name for name in ("calibration", "position") if getattr(geo, name) is not None]
+        if fixed_only:
+            raise ValueError(
+                f"a moving camera cannot use geo.{' or geo.'.join(fixed_only)} (they hold for a camera that "
+                "stays put); a drone is located from its telemetry and geo.camera_profile"
+            )
+        if geo.confirm_passes is not None and rules.occlusion_s < geo.pass_gap_s:
+            raise ValueError(
+                f"occlusion_s ({rules.occlusion_s}) must be at least geo.pass_gap_s ({geo.pass_gap_s}) when "
+                "geo.confirm_passes is set: a candidate forgotten before its next pass cannot add passes up"
+            )
+        return
+    if geo.camera_profile is not None:
+        raise ValueError("geo.camera_profile is for moving cameras (drones); set camera: moving, or remove it")
+    if geo.zones and geo.calibration is None:
+        raise ValueError(
+            "geo.zones need a geo.calibration on a fixed camera: without one, no detection has a ground point "
+            "of its own to test against the zone"
+        )
 
 
 class RulesConfig(_Strict):
@@ -211,6 +251,7 @@ class RulesConfig(_Strict):
     @model_validator(mode="after")
     def _verify(self) -> Self:
         verify_class_in_one_category(self)
+        verify_default_source_is_not_placed(self.default_source)
         for name, rules in [("default_source", self.default_source), *self.sources.items()]:
             verify_zone_classes_mapped(self, name, rules)
             verify_confirm_classes_covered(self, name, rules)
@@ -233,9 +274,19 @@ def verify_class_in_one_category(config: RulesConfig) -> None:
             seen[cls] = name
 
 
+def verify_default_source_is_not_placed(rules: SourceRules) -> None:
+    placed = [name for name in ("calibration", "position") if getattr(rules.geo, name) is not None]
+    if placed:
+        raise ValueError(
+            f"default_source cannot have geo.{' or geo.'.join(placed)}: every camera stands somewhere else; "
+            "give it under sources.<source_id>.geo"
+        )
+
+
 def verify_zone_classes_mapped(config: RulesConfig, source: str, rules: SourceRules) -> None:
     category_of = config.category_of()
-    for zone in rules.zones:
+    zones: list[ZoneConfig | GeoZoneConfig] = [*rules.zones, *rules.geo.zones]
+    for zone in zones:
         unknown = [cls for cls in zone.prohibited_classes if cls not in category_of]
         if unknown:
             raise ValueError(

@@ -44,3 +44,39 @@ class KOfNSeconds:
 
     def is_due(self, now: float) -> bool:
         return self.seconds_seen(now) >= self.k
+
+
+class KOfNSecondsOrPasses:
+    """Moving cameras: confirmed within one pass (k of n seconds), or by being seen on ``passes`` passes.
+
+    A drone may cross a stall in a second; seeing it again on a later pass confirms it as well. A sighting more
+    than ``pass_gap_s`` after the previous one starts a new pass.
+
+    >>> rule = KOfNSecondsOrPasses(k=2, n_s=3, passes=2, pass_gap_s=20.0)
+    >>> rule.observe((0.0, 0.0), 0.2); rule.is_due(0.2)
+    False
+    >>> rule.observe((0.0, 0.0), 95.0); rule.is_due(95.0)
+    True
+    """
+
+    def __init__(self, k: int, n_s: int, passes: int | None, pass_gap_s: float) -> None:
+        self._window = KOfNSeconds(k, n_s)
+        self.passes_needed = passes
+        self.pass_gap_s = pass_gap_s
+        self.passes = 0
+        self._last_ts = -math.inf
+
+    @property
+    def name(self) -> str:
+        window = self._window.name
+        return window if self.passes_needed is None else f"{window}|{self.passes_needed}passes"
+
+    def observe(self, point: tuple[float, float], ts: float) -> None:
+        self._window.observe(point, ts)
+        if ts - self._last_ts > self.pass_gap_s:
+            self.passes += 1
+        self._last_ts = max(self._last_ts, ts)
+
+    def is_due(self, now: float) -> bool:
+        by_passes = self.passes_needed is not None and self.passes >= self.passes_needed
+        return self._window.is_due(now) or by_passes

@@ -16,8 +16,13 @@ shows the place empty. The server builds evidence from ``event.box_xyxy`` on the
 
 Sources with capture clocks of their own never mix: time is compared only within a source. A source that stops
 sending keeps its incidents open (a camera going offline is not a stall leaving); feed it empty detections to
-let time run. Moving cameras: absence only means "gone" while the place is in view, which detector/geo will be
-able to tell; until then give drone sources clear_after_s and reopen_after_s that cover a flight's passes.
+let time run.
+
+Geotagging (``locate``, see :mod:`detector.rules.locate`): each sighting gets a ground location, a note, and the
+source's pose; zones in lat/lon (``geo.zones``) test that location. Moving cameras (drones) associate by ground
+distance and category (:mod:`detector.rules.geo_place`), open by confirmation across seconds or passes, and
+place an incident at the robust mean of its sightings. A drone that flies on has not seen a stall leave: its
+incidents clear only after their place was in view for ``geo.clear_after_in_view_s`` without a sighting.
 """
 
 from __future__ import annotations
@@ -30,14 +35,13 @@ import numpy as np
 
 from detector.rules.associate import Associator, PixelPlaceAssociator, Sighting, match_greedy
 from detector.rules.config import RuleKind, RulesConfig, SourceRules
-from detector.rules.confirm import KOfNSeconds
+from detector.rules.confirm import KOfNSeconds, KOfNSecondsOrPasses
 from detector.rules.dwell import DwellClock
+from detector.rules.geo_place import place_associator
 from detector.rules.incident import IncidentTrack, OpeningRule, Status, TrackContext
-from detector.rules.zones import Zone, build_zones, prohibiting_zone
-from detector.types import Detections, EventType, Frame, GeoPoint, IncidentEvent
-
-Locate = Callable[[str, Detections, Frame | None], Sequence[GeoPoint | None]]
-"""(source_id, detections, frame) -> a ground position per detection row (None where unknown)."""
+from detector.rules.locate import GroundFixes, Locate
+from detector.rules.zones import GeoAreaZone, Zone, build_geo_zones, build_zones, prohibiting_geo_zone, prohibiting_zone
+from detector.types import Detections, EventType, Frame, IncidentEvent
 
 AssociatorFactory = Callable[[SourceRules], Associator]
 
@@ -46,26 +50,33 @@ class RulesError(Exception):
     """The engine was handed something it cannot evaluate; the message says what to fix."""
 
 
-def pixel_associator(rules: SourceRules) -> Associator:
-    return PixelPlaceAssociator(rules.match_iou)
-
-
 @dataclass
 class _SourceState:
     rules: SourceRules
     associator: Associator
+    duplicates: PixelPlaceAssociator  # two boxes on one object in one frame overlap, whatever the camera
+    geo_zones: list[GeoAreaZone]
     tracks: list[IncidentTrack] = field(default_factory=list)
     zones: list[Zone] = field(default_factory=list)
     frame_size: tuple[int, int] | None = None
     last_ts: float = float("-inf")
+
+    @property
+    def zoned_classes(self) -> frozenset[str]:
+        """Classes that some zone of this source prohibits."""
+        classes: set[str] = set()
+        zones: list[Zone | GeoAreaZone] = [*self.zones, *self.geo_zones]
+        for zone in zones:
+            classes |= zone.prohibited
+        return frozenset(classes)
 
 
 class RulesEngine:
     """Zones, dwell, confirmation, dedup and incident lifecycle for every source.
 
     ``class_names[class_id]`` names the model's classes. ``locate`` (optional) gives events a location.
-    ``associator_for`` picks each source's association; the default compares boxes in pixels, which suits
-    fixed cameras. Moving cameras should get a ground-distance associator (detector/geo).
+    ``associator_for`` picks each source's association; the default compares boxes in pixels for fixed
+    cameras and ground distance for moving ones.
     """
 
     def __init__(
@@ -75,7 +86,7 @@ class RulesEngine:
         *,
         model_version: str = "",
         locate: Locate | None = None,
-        associator_for: AssociatorFactory = pixel_associator,
+        associator_for: AssociatorFactory = place_associator,
     ) -> None:
         self._config = config
         self._class_names = list(class_names)
@@ -95,7 +106,8 @@ class RulesEngine:
         *,
         frame: Frame | None = None,
     ) -> list[IncidentEvent]:
-        """Evaluate one frame. ``frame_size`` is (width, height); ``frame`` is only passed on to ``locate``.
+        """Evaluate one frame. ``frame_size`` is (width, height); ``frame`` (for its telemetry) is only passed
+        on to ``locate``.
 
         Late frames (``capture_ts`` before the source's latest) count at the latest time.
         """
@@ -105,7 +117,11 @@ class RulesEngine:
             state.frame_size = frame_size
         now = max(capture_ts, state.last_ts)
         state.last_ts = now
-        self._associate(source_id, state, self._sightings(source_id, state, detections, frame), now)
+        fixes = self._fixes(source_id, state, detections, frame_size, frame)
+        self._associate(source_id, state, self._sightings(state, detections, fixes), now)
+        if state.rules.camera == "moving":
+            for track in state.tracks:
+                track.look(now, fixes.in_view)
         events = [event for track in state.tracks if (event := track.step(now)) is not None]
         state.tracks = [track for track in state.tracks if not track.expire(now)]
         return events
@@ -137,6 +153,8 @@ class RulesEngine:
                 track_id=-1,
                 zone_id=event.zone_id,
                 location=event.location,
+                location_note=event.location_note,
+                pose=event.source_pose,
             )
             track = IncidentTrack(sighting, event.last_seen_ts, self._context(event.source_id, class_name))
             track.restore(event)
@@ -146,7 +164,10 @@ class RulesEngine:
         state = self._sources.get(source_id)
         if state is None:
             rules = self._config.for_source(source_id)
-            state = self._sources[source_id] = _SourceState(rules, self._associator_for(rules))
+            state = _SourceState(
+                rules, self._associator_for(rules), PixelPlaceAssociator(rules.match_iou), build_geo_zones(rules)
+            )
+            self._sources[source_id] = state
         return state
 
     def _kind(self, rules: SourceRules, category: str) -> RuleKind:
@@ -161,6 +182,9 @@ class RulesEngine:
             new_rule: Callable[[], OpeningRule]
             if self._kind(rules, category) == "dwell":
                 new_rule = partial(DwellClock, rules.dwell_s, rules.stationary_tolerance_px)
+            elif rules.camera == "moving":
+                confirm, geo = rules.confirm[class_name], rules.geo
+                new_rule = partial(KOfNSecondsOrPasses, confirm.k, confirm.n_s, geo.confirm_passes, geo.pass_gap_s)
             else:
                 confirm = rules.confirm[class_name]
                 new_rule = partial(KOfNSeconds, confirm.k, confirm.n_s)
@@ -176,21 +200,34 @@ class RulesEngine:
             )
         return self._class_names[class_id]
 
-    def _sightings(
-        self, source_id: str, state: _SourceState, detections: Detections, frame: Frame | None
-    ) -> list[Sighting]:
+    def _fixes(
+        self,
+        source_id: str,
+        state: _SourceState,
+        detections: Detections,
+        frame_size: tuple[int, int],
+        frame: Frame | None,
+    ) -> GroundFixes:
+        """Where the detections stand; a moving camera's empty frames are located too, for their footprint."""
+        n = len(detections)
+        if self._locate is None or (n == 0 and state.rules.camera != "moving"):
+            return GroundFixes.unlocated(n)
+        fixes = self._locate(source_id, detections, frame_size, frame)
+        if not len(fixes.locations) == len(fixes.notes) == n:
+            raise RulesError(f"locate returned {len(fixes.locations)} locations for {n} detections")
+        return fixes
+
+    def _sightings(self, state: _SourceState, detections: Detections, fixes: GroundFixes) -> list[Sighting]:
         n = len(detections)
         if n == 0:
             return []
         names = [self._class_name(int(c)) for c in detections.class_id]
         track_ids = detections.track_id if detections.track_id is not None else np.full(n, -1, np.int64)
-        locations: Sequence[GeoPoint | None] = [None] * n
-        if self._locate is not None:
-            locations = self._locate(source_id, detections, frame)
-            if len(locations) != n:
-                raise RulesError(f"locate returned {len(locations)} locations for {n} detections")
-        zone_ids = prohibiting_zone(state.zones, names, detections.bottom_centres())
+        pixel_zones = prohibiting_zone(state.zones, names, detections.bottom_centres())
+        geo_zones = prohibiting_geo_zone(state.geo_zones, names, fixes.locations)
+        zone_ids = [pixel or geo for pixel, geo in zip(pixel_zones, geo_zones, strict=True)]
         rules = state.rules
+        zoned = state.zoned_classes if rules.camera == "moving" else frozenset()
         sightings = []
         for i, name in enumerate(names):
             category = self._category_of.get(name)
@@ -199,7 +236,9 @@ class RulesEngine:
             kind = self._kind(rules, category)
             threshold = rules.confirm[name].min_confidence if kind == "confirm" else rules.dwell_min_confidence
             confidence = float(detections.confidence[i])
-            if confidence < threshold or (kind == "dwell" and zone_ids[i] is None):
+            # Dwell needs a zone to dwell in; on a drone, a class that zones restrict counts only inside one.
+            needs_zone = kind == "dwell" or name in zoned
+            if confidence < threshold or (needs_zone and zone_ids[i] is None):
                 continue
             x1, y1, x2, y2 = (float(v) for v in detections.xyxy[i])
             sightings.append(
@@ -211,7 +250,9 @@ class RulesEngine:
                     confidence,
                     int(track_ids[i]),
                     zone_ids[i] or "",
-                    locations[i],
+                    fixes.locations[i],
+                    fixes.notes[i],
+                    fixes.pose,
                 )
             )
         return sightings
@@ -228,6 +269,6 @@ class RulesEngine:
             left = [sighting for s, sighting in enumerate(left) if s not in taken]
         for sighting in sorted(left, key=lambda s: -s.confidence):
             seen = (track for track in state.tracks if track.last_seen_ts == now)
-            if any(associator.similarity(track, sighting) is not None for track in seen):
+            if any(state.duplicates.similarity(track, sighting) is not None for track in seen):
                 continue  # a second box on a place already seen in this frame
             state.tracks.append(IncidentTrack(sighting, now, self._context(source_id, sighting.class_name)))

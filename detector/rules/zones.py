@@ -1,4 +1,5 @@
-"""Prohibited zones: polygons in image pixels, tested with the bottom-centre of boxes (where things stand)."""
+"""Prohibited zones: polygons in image pixels, tested with the bottom-centre of boxes (where things stand), and
+areas in lat/lon, tested with the located ground point of each box."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ import numpy as np
 import numpy.typing as npt
 import shapely
 
+from detector.geo.config import GeoZoneConfig
 from detector.rules.config import SourceRules, ZoneConfig
-from detector.types import FloatArray
+from detector.types import FloatArray, GeoPoint
 
 BoolArray = npt.NDArray[np.bool_]
 
@@ -56,4 +58,31 @@ def prohibiting_zone(zones: Sequence[Zone], class_names: Sequence[str], points: 
         for i, cls in enumerate(class_names):
             if found[i] is None and inside[i] and cls in zone.prohibited:
                 found[i] = zone.id
+    return found
+
+
+class GeoAreaZone:
+    """A lat/lon area naming the classes that may not stand in it."""
+
+    def __init__(self, config: GeoZoneConfig) -> None:
+        self.id = config.id
+        self.prohibited = frozenset(config.prohibited_classes)
+        self._area = config.area()
+
+    def contains(self, location: GeoPoint) -> bool:
+        return self._area.contains(location.lat, location.lon)
+
+
+def build_geo_zones(rules: SourceRules) -> list[GeoAreaZone]:
+    return [GeoAreaZone(zone) for zone in rules.geo.zones]
+
+
+def prohibiting_geo_zone(
+    zones: Sequence[GeoAreaZone], class_names: Sequence[str], locations: Sequence[GeoPoint | None]
+) -> list[str | None]:
+    """For each located detection, the id of the first area that contains it and prohibits its class."""
+    found: list[str | None] = [None] * len(class_names)
+    for i, (cls, location) in enumerate(zip(class_names, locations, strict=True)):
+        if location is not None:
+            found[i] = next((z.id for z in zones if cls in z.prohibited and z.contains(location)), None)
     return found

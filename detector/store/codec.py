@@ -1,15 +1,16 @@
-"""IncidentEvent ⇄ database row. Box, location and evidence are JSON text, so any SQL backend can use it."""
+"""IncidentEvent ⇄ database row. Box, location, pose and evidence are JSON text, so any SQL backend can use it."""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import json
+from dataclasses import asdict
 from typing import Any, Protocol
 
 from detector.store.errors import InvalidEvent, InvalidQuery, StoreCorrupt
 from detector.store.model import IncidentRecord, IncidentState, severity_rank
-from detector.types import EventType, Evidence, GeoPoint, IncidentEvent
+from detector.types import EventType, Evidence, GeoPoint, IncidentEvent, Telemetry
 
 
 class Row(Protocol):
@@ -37,6 +38,8 @@ EVENT_COLUMNS = (
     "location",
     "evidence",
     "recorded_ts",
+    "source_pose",
+    "location_note",
 )
 
 
@@ -66,7 +69,21 @@ def event_to_row(event: IncidentEvent, recorded_ts: float) -> dict[str, Any]:
         "location": location,
         "evidence": json.dumps([{"kind": e.kind, "sha256": e.sha256, "uri": e.uri} for e in event.evidence]),
         "recorded_ts": recorded_ts,
+        "source_pose": _pose_json(event.source_pose),
+        "location_note": event.location_note,
     }
+
+
+def _pose_json(pose: Telemetry | None) -> str | None:
+    if pose is None:
+        return None
+    return json.dumps({name: value for name, value in asdict(pose).items() if value is not None})
+
+
+def _pose(pose_json: str | None) -> Telemetry | None:
+    if pose_json is None:
+        return None
+    return Telemetry(**{str(name): float(value) for name, value in json.loads(pose_json).items()})
 
 
 def row_to_event(row: Row) -> IncidentEvent:
@@ -100,6 +117,8 @@ def row_to_event(row: Row) -> IncidentEvent:
         location=location,
         evidence=decode_evidence(row["evidence"]),
         sequence=int(row["sequence"]),
+        source_pose=_pose(row["source_pose"]),
+        location_note=row["location_note"],
     )
 
 

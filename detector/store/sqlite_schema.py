@@ -79,6 +79,11 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )""",
         "CREATE INDEX evidence_by_age ON evidence (created_ts)",
     ),
+    # 2: geotagging: the source's pose at first sight and the note on the location (JSON text, '' = none).
+    (
+        "ALTER TABLE events ADD COLUMN source_pose TEXT",
+        "ALTER TABLE events ADD COLUMN location_note TEXT NOT NULL DEFAULT ''",
+    ),
 )
 
 LATEST_VERSION = len(MIGRATIONS)

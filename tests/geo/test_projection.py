@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from detector.geo.camera import CameraProfile, PinholeCamera
-from detector.geo.enu import LocalTangentPlane, offset_m, shifted
+from detector.geo import accuracy
+from detector.geo.camera import CameraProfile
 from detector.geo.projection import HEADING_UNKNOWN, NADIR_ASSUMED, DroneProjector, ProjectionSigmas
 from detector.types import Telemetry
 
@@ -28,36 +28,8 @@ def make_telemetry(**fields: float | None) -> Telemetry:
     return Telemetry(**base)
 
 
-def visible_ground_points(camera: PinholeCamera, max_range_m: float) -> tuple[npt.NDArray[np.float64], ...]:
-    """A ground grid (ENU around the drone's nadir) and its pixels, for the points the camera sees."""
-    height = camera.position_enu_m[2]
-    grids = []
-    for half_width in (height, 4 * height, 16 * height):  # fine near the drone, coarse far away
-        axis = np.linspace(-min(half_width, max_range_m), min(half_width, max_range_m), 41)
-        east, north = np.meshgrid(axis, axis)
-        grids.append(np.stack([east.ravel(), north.ravel(), np.zeros(east.size)], axis=1))
-    ground = np.concatenate(grids)
-    pixels, in_front = camera.project(ground)
-    w, h = camera.intrinsics.width_px, camera.intrinsics.height_px
-    with np.errstate(invalid="ignore"):
-        seen = in_front & (pixels[:, 0] >= 0) & (pixels[:, 0] <= w) & (pixels[:, 1] >= 0) & (pixels[:, 1] <= h)
-    seen &= np.hypot(ground[:, 0], ground[:, 1]) <= max_range_m
-    return ground[seen], pixels[seen]
-
-
 def round_trip_errors_m(telemetry: Telemetry) -> npt.NDArray[np.float64]:
-    """Ground points -> pixels (camera model) -> lat/lon (projector) -> metres from the truth."""
-    assert telemetry.lat is not None and telemetry.lon is not None
-    camera, _ = PROJECTOR.camera(telemetry)
-    ground, pixels = visible_ground_points(camera, PROJECTOR.max_range_m)
-    assert len(ground) > 0
-    plane = LocalTangentPlane(telemetry.lat, telemetry.lon)  # an independent path: pyproj aeqd on the drone
-    results = PROJECTOR.locate(pixels, telemetry)
-    located = [r.location for r in results]
-    assert all(p is not None for p in located), {r.reason for r in results}
-    east, north = plane.to_enu([p.lat for p in located if p], [p.lon for p in located if p])
-    errors: npt.NDArray[np.float64] = np.hypot(east - ground[:, 0], north - ground[:, 1])
-    return errors
+    return accuracy.round_trip_errors_m(PROJECTOR, telemetry)
 
 
 @settings(max_examples=120, deadline=None)
@@ -144,54 +116,6 @@ def test_accuracy_grows_with_obliqueness(altitude_m: float) -> None:
     assert accuracy_at(altitude_m, -90.0) < accuracy_at(altitude_m, -60.0) < accuracy_at(altitude_m, -30.0)
 
 
-def coverage(
-    rng: np.random.Generator, trials: int, sigmas: ProjectionSigmas, *, drop_pitch: bool
-) -> tuple[float, float, float]:
-    """Fraction of trials whose true point lies within 1x and 2x the stated accuracy, and the median error.
-
-    Each trial draws a pose and a pixel, finds the true ground point, perturbs every pose input with the
-    stated sigmas (GPS, height, gimbal pitch/roll/yaw, pixel), and locates the pixel again. With
-    ``drop_pitch``, the true camera is tilted off nadir by the assumed-nadir sigma and the telemetry gives
-    no gimbal pitch.
-    """
-    projector = DroneProjector(PROFILE, sigmas, max_range_m=2000.0)
-    inside_1 = inside_2 = 0
-    errors = []
-    for _ in range(trials):
-        altitude = rng.uniform(30.0, 150.0)
-        yaw = rng.uniform(-180.0, 180.0)
-        if drop_pitch:
-            tilt_e, tilt_n = rng.normal(0.0, sigmas.assumed_nadir_tilt_deg, size=2)
-            pitch, yaw = -90.0 + math.hypot(tilt_e, tilt_n), math.degrees(math.atan2(tilt_e, tilt_n))
-        else:
-            pitch = rng.uniform(-90.0, -30.0)
-        truth = make_telemetry(altitude_agl_m=altitude, gimbal_pitch_deg=pitch, gimbal_yaw_deg=yaw, gimbal_roll_deg=0.0)
-        pixel = rng.uniform([0.0, 0.0], [3840.0, 2160.0])
-        true_point = projector.locate([pixel], truth)[0].location
-        if true_point is None:
-            continue
-        lat, lon = shifted(LAT, LON, *rng.normal(0.0, sigmas.gps_horizontal_m, size=2))
-        noisy = make_telemetry(
-            lat=lat,
-            lon=lon,
-            altitude_agl_m=altitude + rng.normal(0.0, sigmas.height_m),
-            gimbal_pitch_deg=None if drop_pitch else pitch + rng.normal(0.0, sigmas.tilt_deg),
-            gimbal_roll_deg=None if drop_pitch else rng.normal(0.0, sigmas.tilt_deg),
-            gimbal_yaw_deg=None if drop_pitch else yaw + rng.normal(0.0, sigmas.heading_deg),
-            aircraft_yaw_deg=yaw + rng.normal(0.0, sigmas.heading_deg) if drop_pitch else None,
-        )
-        estimate = projector.locate([pixel + rng.normal(0.0, sigmas.pixel_px, size=2)], noisy)[0].location
-        if estimate is None:
-            continue
-        error = math.hypot(*offset_m(true_point.lat, true_point.lon, estimate.lat, estimate.lon))
-        errors.append(error)
-        inside_1 += error <= estimate.accuracy_m
-        inside_2 += error <= 2.0 * estimate.accuracy_m
-    n = len(errors)
-    assert n > 0.8 * trials
-    return inside_1 / n, inside_2 / n, float(np.median(errors))
-
-
 @pytest.mark.parametrize(
     ("drop_pitch", "band_1x", "min_2x"),
     [(False, (0.55, 0.90), 0.92), (True, (0.50, 0.95), 0.88)],
@@ -200,9 +124,40 @@ def coverage(
 def test_accuracy_covers_the_truth_in_a_noisy_simulation(
     drop_pitch: bool, band_1x: tuple[float, float], min_2x: float
 ) -> None:
-    within_1, within_2, median_m = coverage(np.random.default_rng(7), 600, ProjectionSigmas(), drop_pitch=drop_pitch)
+    projector = DroneProjector(PROFILE, ProjectionSigmas(), max_range_m=2000.0)
+    result = accuracy.coverage(projector, np.random.default_rng(7), 600, drop_pitch=drop_pitch, lat=LAT, lon=LON)
     label = "pitch missing (nadir assumed)" if drop_pitch else "full telemetry"
-    print(f"\ncoverage, {label}: {within_1:.1%} within accuracy_m, {within_2:.1%} within 2x", end="")
-    print(f"; median error {median_m:.2f} m")
-    assert band_1x[0] <= within_1 <= band_1x[1]
-    assert within_2 >= min_2x
+    print(f"\ncoverage, {label}: {result.within_1x:.1%} within accuracy_m, {result.within_2x:.1%} within 2x", end="")
+    print(f"; median error {result.median_error_m:.2f} m")
+    assert result.trials > 0.8 * 600
+    assert band_1x[0] <= result.within_1x <= band_1x[1]
+    assert result.within_2x >= min_2x
+
+
+@pytest.mark.parametrize(
+    ("pixel", "margin_frac", "seen"),
+    [
+        ((1920, 1080), 0.05, True),
+        ((100, 1080), 0.05, False),  # inside the image, but where a detector may miss half of an object
+        ((100, 1080), 0.0, True),
+        ((1920, 2100), 0.0, True),
+    ],
+)
+def test_sees_tells_whether_a_ground_point_is_in_the_frame(
+    pixel: tuple[float, float], margin_frac: float, seen: bool
+) -> None:
+    telemetry = make_telemetry(gimbal_pitch_deg=-60.0, gimbal_yaw_deg=30.0)
+    (result,) = PROJECTOR.locate([pixel], telemetry)
+    assert result.location is not None
+    assert PROJECTOR.sees(result.location, telemetry, margin_frac=margin_frac) is seen
+
+
+def test_sees_nothing_behind_beyond_range_or_without_a_pose() -> None:
+    telemetry = make_telemetry(gimbal_pitch_deg=-60.0, gimbal_yaw_deg=0.0)
+    (ahead,) = PROJECTOR.locate([(1920, 1080)], telemetry)
+    assert ahead.location is not None
+    behind = make_telemetry(gimbal_pitch_deg=-60.0, gimbal_yaw_deg=180.0)
+    near = DroneProjector(PROFILE, max_range_m=10.0)
+    assert not PROJECTOR.sees(ahead.location, behind)
+    assert not near.sees(ahead.location, telemetry)
+    assert not PROJECTOR.sees(ahead.location, make_telemetry(altitude_agl_m=None))

@@ -2,13 +2,12 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
 from dataclasses import replace
 
 import pytest
 
-from detector.rules import RulesConfig, RulesEngine, RulesError, SourceRules
-from detector.types import Detections, EventType, Frame, GeoPoint, IncidentEvent
+from detector.rules import GroundFixes, RulesConfig, RulesEngine, RulesError, SourceRules
+from detector.types import Detections, EventType, Frame, GeoPoint, IncidentEvent, Telemetry
 
 from .helpers import (
     CLASS_NAMES,
@@ -306,25 +305,36 @@ def test_zones_drawn_at_another_resolution_are_scaled() -> None:
     assert [e.type for e in events] == [OPENED]
 
 
-def test_locate_hook_puts_location_on_events() -> None:
-    seen: list[tuple[str, int, Frame | None]] = []
+def test_locate_hook_puts_location_note_and_pose_on_events() -> None:
+    seen: list[tuple[str, int, tuple[int, int], Frame | None]] = []
+    pose = Telemetry(lat=39.9, lon=116.4, altitude_agl_m=6.0)
 
-    def locate(source_id: str, dets: Detections, frame: Frame | None) -> Sequence[GeoPoint | None]:
-        seen.append((source_id, len(dets), frame))
-        return [GeoPoint(39.9, 116.4, 3.0, "homography")] * len(dets)
+    def locate(source_id: str, dets: Detections, size: tuple[int, int], frame: Frame | None) -> GroundFixes:
+        seen.append((source_id, len(dets), size, frame))
+        return GroundFixes([GeoPoint(39.9, 116.4, 3.0, "HOMOGRAPHY")] * len(dets), ["a note"] * len(dets), pose)
 
     config = RulesConfig(sources={SOURCE: SourceRules.model_validate({"zones": [ZONE]})})
     engine = RulesEngine(config, CLASS_NAMES, locate=locate)
     events = play(engine, timeline(5, 121.0, lambda ts: [Obj()]))
-    assert events[0].location == GeoPoint(39.9, 116.4, 3.0, "homography")
-    assert seen[0] == (SOURCE, 1, None)
+    assert events[0].location == GeoPoint(39.9, 116.4, 3.0, "HOMOGRAPHY")
+    assert (events[0].location_note, events[0].source_pose) == ("a note", pose)
+    assert seen[0] == (SOURCE, 1, FRAME_SIZE, None)
+
+
+def test_locate_returning_the_wrong_count_is_a_readable_error() -> None:
+    def locate(source_id: str, dets: Detections, size: tuple[int, int], frame: Frame | None) -> GroundFixes:
+        return GroundFixes.unlocated(len(dets) + 1)
+
+    engine = RulesEngine(RulesConfig(), CLASS_NAMES, locate=locate)
+    with pytest.raises(RulesError, match="locate returned 2 locations for 1 detections"):
+        engine.update(SOURCE, 0.0, make_detections([Obj(cls="garbage")]), FRAME_SIZE)
 
 
 def test_moving_camera_confirms_stalls_instead_of_dwelling() -> None:
     config = RulesConfig(sources={"drone": SourceRules(camera="moving")})
     engine = RulesEngine(config, CLASS_NAMES)
     events = play(engine, timeline(5, 10.0, lambda ts: [Obj(box=(800.0, 100.0, 1000.0, 300.0))]), source_id="drone")
-    assert [(e.type, e.last_seen_ts, e.rule) for e in events] == [(OPENED, 1.0, "confirm>=2of3s")]
+    assert [(e.type, e.last_seen_ts, e.rule) for e in events] == [(OPENED, 1.0, "confirm>=2of3s|2passes")]
 
 
 def test_bad_class_id_is_a_readable_error() -> None:

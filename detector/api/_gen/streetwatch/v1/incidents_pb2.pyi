@@ -65,7 +65,7 @@ class EvidenceRef(_message.Message):
     def __init__(self, kind: _Optional[str] = ..., sha256: _Optional[str] = ..., uri: _Optional[str] = ...) -> None: ...
 
 class IncidentEvent(_message.Message):
-    __slots__ = ("event_id", "sequence", "incident_id", "type", "category", "case_code", "label", "severity", "confidence", "source_id", "first_seen", "last_seen", "duration_s", "box", "zone_id", "location", "evidence", "model_version", "rule")
+    __slots__ = ("event_id", "sequence", "incident_id", "type", "category", "case_code", "label", "severity", "confidence", "source_id", "first_seen", "last_seen", "duration_s", "box", "zone_id", "location", "evidence", "model_version", "rule", "source_pose", "location_note")
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     INCIDENT_ID_FIELD_NUMBER: _ClassVar[int]
@@ -85,6 +85,8 @@ class IncidentEvent(_message.Message):
     EVIDENCE_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     RULE_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_POSE_FIELD_NUMBER: _ClassVar[int]
+    LOCATION_NOTE_FIELD_NUMBER: _ClassVar[int]
     event_id: str
     sequence: int
     incident_id: str
@@ -104,7 +106,9 @@ class IncidentEvent(_message.Message):
     evidence: _containers.RepeatedCompositeFieldContainer[EvidenceRef]
     model_version: str
     rule: str
-    def __init__(self, event_id: _Optional[str] = ..., sequence: _Optional[int] = ..., incident_id: _Optional[str] = ..., type: _Optional[_Union[EventType, str]] = ..., category: _Optional[str] = ..., case_code: _Optional[str] = ..., label: _Optional[str] = ..., severity: _Optional[str] = ..., confidence: _Optional[float] = ..., source_id: _Optional[str] = ..., first_seen: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_seen: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., duration_s: _Optional[float] = ..., box: _Optional[_Union[_ingest_pb2.Box, _Mapping]] = ..., zone_id: _Optional[str] = ..., location: _Optional[_Union[Location, _Mapping]] = ..., evidence: _Optional[_Iterable[_Union[EvidenceRef, _Mapping]]] = ..., model_version: _Optional[str] = ..., rule: _Optional[str] = ...) -> None: ...
+    source_pose: _ingest_pb2.Telemetry
+    location_note: str
+    def __init__(self, event_id: _Optional[str] = ..., sequence: _Optional[int] = ..., incident_id: _Optional[str] = ..., type: _Optional[_Union[EventType, str]] = ..., category: _Optional[str] = ..., case_code: _Optional[str] = ..., label: _Optional[str] = ..., severity: _Optional[str] = ..., confidence: _Optional[float] = ..., source_id: _Optional[str] = ..., first_seen: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_seen: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., duration_s: _Optional[float] = ..., box: _Optional[_Union[_ingest_pb2.Box, _Mapping]] = ..., zone_id: _Optional[str] = ..., location: _Optional[_Union[Location, _Mapping]] = ..., evidence: _Optional[_Iterable[_Union[EvidenceRef, _Mapping]]] = ..., model_version: _Optional[str] = ..., rule: _Optional[str] = ..., source_pose: _Optional[_Union[_ingest_pb2.Telemetry, _Mapping]] = ..., location_note: _Optional[str] = ...) -> None: ...
 
 class SubscribeRequest(_message.Message):
     __slots__ = ("consumer", "after_sequence", "categories", "source_ids", "min_severity")

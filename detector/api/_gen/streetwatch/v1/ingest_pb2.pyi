@@ -178,3 +178,47 @@ class FrameResult(_message.Message):
     image_width: int
     image_height: int
     def __init__(self, source_id: _Optional[str] = ..., seq: _Optional[int] = ..., detections: _Optional[_Iterable[_Union[Detection, _Mapping]]] = ..., model: _Optional[_Union[ModelInfo, _Mapping]] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ..., frames_dropped_total: _Optional[int] = ..., error: _Optional[_Union[FrameError, _Mapping]] = ..., image_width: _Optional[int] = ..., image_height: _Optional[int] = ...) -> None: ...
+
+class VideoHeader(_message.Message):
+    __slots__ = ("source_id", "start_time", "fps", "telemetry_offset_s")
+    SOURCE_ID_FIELD_NUMBER: _ClassVar[int]
+    START_TIME_FIELD_NUMBER: _ClassVar[int]
+    FPS_FIELD_NUMBER: _ClassVar[int]
+    TELEMETRY_OFFSET_S_FIELD_NUMBER: _ClassVar[int]
+    source_id: str
+    start_time: _timestamp_pb2.Timestamp
+    fps: float
+    telemetry_offset_s: float
+    def __init__(self, source_id: _Optional[str] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., fps: _Optional[float] = ..., telemetry_offset_s: _Optional[float] = ...) -> None: ...
+
+class VideoChunk(_message.Message):
+    __slots__ = ("header", "srt", "video")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    SRT_FIELD_NUMBER: _ClassVar[int]
+    VIDEO_FIELD_NUMBER: _ClassVar[int]
+    header: VideoHeader
+    srt: bytes
+    video: bytes
+    def __init__(self, header: _Optional[_Union[VideoHeader, _Mapping]] = ..., srt: _Optional[bytes] = ..., video: _Optional[bytes] = ...) -> None: ...
+
+class TelemetryReport(_message.Message):
+    __slots__ = ("cues", "gps_order", "warnings", "first_s", "last_s")
+    CUES_FIELD_NUMBER: _ClassVar[int]
+    GPS_ORDER_FIELD_NUMBER: _ClassVar[int]
+    WARNINGS_FIELD_NUMBER: _ClassVar[int]
+    FIRST_S_FIELD_NUMBER: _ClassVar[int]
+    LAST_S_FIELD_NUMBER: _ClassVar[int]
+    cues: int
+    gps_order: str
+    warnings: _containers.RepeatedScalarFieldContainer[str]
+    first_s: float
+    last_s: float
+    def __init__(self, cues: _Optional[int] = ..., gps_order: _Optional[str] = ..., warnings: _Optional[_Iterable[str]] = ..., first_s: _Optional[float] = ..., last_s: _Optional[float] = ...) -> None: ...
+
+class SubmitVideoResponse(_message.Message):
+    __slots__ = ("telemetry", "frame")
+    TELEMETRY_FIELD_NUMBER: _ClassVar[int]
+    FRAME_FIELD_NUMBER: _ClassVar[int]
+    telemetry: TelemetryReport
+    frame: FrameResult
+    def __init__(self, telemetry: _Optional[_Union[TelemetryReport, _Mapping]] = ..., frame: _Optional[_Union[FrameResult, _Mapping]] = ...) -> None: ...

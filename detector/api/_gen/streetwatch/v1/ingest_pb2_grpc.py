@@ -44,6 +44,11 @@ class IngestStub:
                 request_serializer=streetwatch_dot_v1_dot_ingest__pb2.Frame.SerializeToString,
                 response_deserializer=streetwatch_dot_v1_dot_ingest__pb2.FrameResult.FromString,
                 _registered_method=True)
+        self.SubmitVideo = channel.stream_stream(
+                '/streetwatch.v1.Ingest/SubmitVideo',
+                request_serializer=streetwatch_dot_v1_dot_ingest__pb2.VideoChunk.SerializeToString,
+                response_deserializer=streetwatch_dot_v1_dot_ingest__pb2.SubmitVideoResponse.FromString,
+                _registered_method=True)
 
 
 class IngestServicer:
@@ -65,6 +70,17 @@ class IngestServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SubmitVideo(self, request_iterator, context):
+        """A recorded flight: a video file and, optionally, its DJI .SRT telemetry, uploaded in chunks (the first
+        message is the header). The service decodes the video, syncs the telemetry to each frame by video time,
+        and answers first with what it read from the SRT, then one FrameResult per analysed frame, in order:
+        the same results as StreamFrames gives for the same frames with the same telemetry. Always LOSSLESS.
+        Bad input ends the call with INVALID_ARGUMENT (header, SRT, video) or RESOURCE_EXHAUSTED (too large).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IngestServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -77,6 +93,11 @@ def add_IngestServicer_to_server(servicer, server):
                     servicer.Detect,
                     request_deserializer=streetwatch_dot_v1_dot_ingest__pb2.Frame.FromString,
                     response_serializer=streetwatch_dot_v1_dot_ingest__pb2.FrameResult.SerializeToString,
+            ),
+            'SubmitVideo': grpc.stream_stream_rpc_method_handler(
+                    servicer.SubmitVideo,
+                    request_deserializer=streetwatch_dot_v1_dot_ingest__pb2.VideoChunk.FromString,
+                    response_serializer=streetwatch_dot_v1_dot_ingest__pb2.SubmitVideoResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -133,6 +154,33 @@ class Ingest:
             '/streetwatch.v1.Ingest/Detect',
             streetwatch_dot_v1_dot_ingest__pb2.Frame.SerializeToString,
             streetwatch_dot_v1_dot_ingest__pb2.FrameResult.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitVideo(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/streetwatch.v1.Ingest/SubmitVideo',
+            streetwatch_dot_v1_dot_ingest__pb2.VideoChunk.SerializeToString,
+            streetwatch_dot_v1_dot_ingest__pb2.SubmitVideoResponse.FromString,
             options,
             channel_credentials,
             insecure,
