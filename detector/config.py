@@ -16,6 +16,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from detector.api.auth import AuthSettings
 from detector.rules.config import RulesConfig
 from detector.tracking.config import TrackerConfig
 
@@ -32,6 +33,14 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class TlsSettings(_Section):
+    cert_file: Path = Field(description="Server certificate chain (PEM).")
+    key_file: Path = Field(description="Private key of the server certificate (PEM).")
+    client_ca_file: Path | None = Field(
+        None, description="CA bundle (PEM) for client certificates; set, every client must present one (mTLS)."
+    )
+
+
 class ServerSettings(_Section):
     host: str = Field("127.0.0.1", description="Address to listen on; loopback by default.")
     port: int = Field(50051, ge=0, le=65535, description="gRPC port; 0 picks a free one.")
@@ -43,6 +52,13 @@ class ServerSettings(_Section):
     metrics_port: int = Field(0, ge=0, le=65535, description="Prometheus /metrics HTTP port on the same host; 0 = off.")
     max_inflight_per_stream: int = Field(
         16, ge=1, description="Frames of one stream accepted but not yet answered; more wait (flow control)."
+    )
+    tls: TlsSettings | None = Field(None, description="TLS on the gRPC port; None serves plain text (loopback only).")
+    max_streams_per_client: int = Field(
+        16, ge=1, description="Open Ingest streams per client (token name, or peer address when auth is off)."
+    )
+    max_subscribers_per_client: int = Field(
+        4, ge=1, description="Open Subscribe calls per client and consumer name; more get RESOURCE_EXHAUSTED."
     )
 
 
@@ -73,6 +89,11 @@ class IngestSettings(_Section):
         4096 * 4096, ge=1, description="Largest image accepted (width x height); larger gets IMAGE_TOO_LARGE."
     )
     max_side_px: int = Field(8192, ge=1, description="Largest width or height accepted.")
+    max_fps_per_source: float | None = Field(
+        None,
+        gt=0,
+        description="Frames per second accepted per source (wall time); more get RATE_LIMITED. None: no cap.",
+    )
     sources: list[str] = Field(
         default_factory=list, description="Allowed source ids; empty allows any (the embedded default)."
     )
@@ -97,6 +118,13 @@ class StoreSettings(_Section):
         20 * 1024**3, gt=0, description="Evidence beyond this many bytes is pruned, oldest first (None: no cap)."
     )
     maintenance_interval_s: float = Field(3600.0, gt=0, description="How often retention and checks run.")
+    retry_interval_s: float = Field(
+        2.0, gt=0, description="While the store refuses appends (disk full), how often waiting events are retried."
+    )
+    integrity_spot_checks: int = Field(
+        16, ge=0, description="Evidence files re-hashed by each integrity check (picked at random)."
+    )
+    check_on_start: bool = Field(True, description="Run the integrity check (SQLite quick_check) at start-up.")
 
 
 class LoggingSettings(_Section):
@@ -110,6 +138,7 @@ class ServiceConfig(_Section):
     batching: BatchingSettings = Field(default_factory=BatchingSettings, description="Batcher and fairness.")
     ingest: IngestSettings = Field(default_factory=IngestSettings, description="Frame decoding and limits.")
     logging: LoggingSettings = Field(default_factory=LoggingSettings, description="Logs.")
+    auth: AuthSettings = Field(default_factory=AuthSettings, description="Bearer tokens and roles (off by default).")
     store: StoreSettings = Field(default_factory=StoreSettings, description="Durable incident store.")
     tracking: TrackerConfig = Field(default_factory=TrackerConfig, description="Per-source tracker.")
     rules: RulesConfig = Field(default_factory=RulesConfig, description="Incident categories and per-source rules.")
@@ -117,6 +146,7 @@ class ServiceConfig(_Section):
     @model_validator(mode="after")
     def _verify(self) -> ServiceConfig:
         verify_batching(self.batching)
+        verify_auth(self.auth)
         return self
 
 
@@ -125,6 +155,14 @@ def verify_batching(b: BatchingSettings) -> None:
         raise ValueError(
             f"batching.max_per_source ({b.max_per_source}) cannot exceed batching.max_batch ({b.max_batch})"
         )
+
+
+def verify_auth(a: AuthSettings) -> None:
+    if a.enabled and not a.tokens:
+        raise ValueError("auth.enabled is true but auth.tokens is empty: no caller could connect")
+    names = [t.name for t in a.tokens]
+    if len(set(names)) != len(names):
+        raise ValueError(f"auth.tokens: names must be unique (limits and logs go by name), got {names}")
 
 
 def load_config(
@@ -160,8 +198,16 @@ def load_config(
 
 
 def _resolve_relative_paths(data: dict[str, Any], base: Path) -> None:
-    for section, key in (("model", "weights"), ("store", "data_dir"), ("ingest", "upload_dir")):
-        node = data.get(section)
+    server = data.get("server")
+    tls = server.get("tls") if isinstance(server, dict) else None
+    for node, key in (
+        (data.get("model"), "weights"),
+        (data.get("store"), "data_dir"),
+        (data.get("ingest"), "upload_dir"),
+        (tls, "cert_file"),
+        (tls, "key_file"),
+        (tls, "client_ca_file"),
+    ):
         if isinstance(node, dict) and isinstance(node.get(key), str):
             path = Path(node[key])
             node[key] = str(path if path.is_absolute() else (base / path).resolve())

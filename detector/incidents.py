@@ -2,7 +2,8 @@
 
 It runs once per frame, in capture order for each source (the ingest servicer guarantees the order). Events
 the store cannot take right now (disk full, locked) wait in a bounded backlog and are appended, in order,
-before any later event, so a store hiccup neither loses nor reorders them.
+before any later event, so a store hiccup neither loses nor reorders them. Whoever cares (the health service)
+is told when the store stops and starts taking events again.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import asyncio
 import dataclasses
 import logging
 from collections import deque
+from collections.abc import Awaitable, Callable
 
 from detector.rules import RulesEngine
 from detector.store.base import IncidentStore
@@ -30,6 +32,7 @@ class IncidentStage:
         store: IncidentStore,
         renderer: EvidenceRenderer | None = None,
         max_backlog: int = 10_000,
+        on_writable: Callable[[bool], Awaitable[None]] | None = None,
     ) -> None:
         self._trackers = trackers
         self._rules = rules
@@ -41,6 +44,8 @@ class IncidentStage:
         self.events_appended = 0
         self.events_lost = 0
         self.store_failures = 0
+        self.writable = True
+        self._on_writable = on_writable
 
     @property
     def backlog(self) -> int:
@@ -98,9 +103,11 @@ class IncidentStage:
                 while len(self._backlog) > self._max_backlog:
                     self._backlog.popleft()
                     self.events_lost += 1
+                await self._set_writable(False, str(exc))
                 return
             self._backlog.clear()
             self.events_appended += len(pending)
+            await self._set_writable(True, f"{len(pending)} events appended")
             for event in pending:
                 log.info(
                     "incident %s",
@@ -112,3 +119,14 @@ class IncidentStage:
                         "source_id": event.source_id,
                     },
                 )
+
+    async def _set_writable(self, writable: bool, reason: str) -> None:
+        if writable == self.writable:
+            return
+        self.writable = writable
+        if writable:
+            log.warning("event log writable again: %s", reason)
+        else:
+            log.error("event log not writable; events wait in memory (at most %d): %s", self._max_backlog, reason)
+        if self._on_writable is not None:
+            await self._on_writable(writable)

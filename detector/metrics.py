@@ -55,3 +55,18 @@ class ServiceMetrics:
             registry=r,
         )
         self.serving = Gauge("streetwatch_serving", "1 when the health status is SERVING.", registry=r)
+        self.store_writable = Gauge(
+            "streetwatch_store_writable", "1 while the event log takes appends (0: disk full or damaged).", registry=r
+        )
+        self.store_backlog = Gauge(
+            "streetwatch_store_backlog_events", "Incident events waiting in memory for the store.", registry=r
+        )
+        self.events_lost = Gauge(
+            "streetwatch_events_lost", "Incident events dropped because the in-memory backlog was full.", registry=r
+        )
+        self.store_problems = Gauge(
+            "streetwatch_store_integrity_problems", "Problems the last store integrity check found.", registry=r
+        )
+        self.calls_refused = Counter(
+            "streetwatch_calls_refused", "Calls refused by authentication, by status code.", ["code"], registry=r
+        )

@@ -105,9 +105,7 @@ _REFLECTION = ("grpc.reflection.v1alpha.ServerReflection", "grpc.reflection.v1.S
 class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     def __init__(self, settings: AuthSettings, on_refused: Callable[[str, grpc.StatusCode], None] | None = None):
         self._settings = settings
-        self._by_hash = {
-            t.sha256: Principal(t.name, frozenset(t.roles), frozenset(t.sources)) for t in settings.tokens
-        }
+        self._by_hash = {t.sha256: Principal(t.name, frozenset(t.roles), frozenset(t.sources)) for t in settings.tokens}
         self._on_refused = on_refused
 
     async def intercept_service(
@@ -182,9 +180,7 @@ def _with_principal(handler: grpc.RpcMethodHandler, principal: Principal) -> grp
 
 
 def _behaviour(handler: grpc.RpcMethodHandler) -> Any:
-    return (
-        handler.unary_unary or handler.unary_stream or handler.stream_unary or handler.stream_stream
-    )
+    return handler.unary_unary or handler.unary_stream or handler.stream_unary or handler.stream_stream
 
 
 def _replace_behaviour(handler: grpc.RpcMethodHandler, behaviour: Any) -> grpc.RpcMethodHandler:

@@ -1,9 +1,13 @@
-"""A small Python client for the Ingest service, as a camera gateway or drone uplink would use it."""
+"""A small Python client for the Ingest service, as a camera gateway or drone uplink would use it, and the one
+place where every client of the service (replay, subscribe, incidents) opens its channel."""
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+import os
 from collections.abc import AsyncIterable, AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -57,15 +61,101 @@ def make_frame(
     return frame
 
 
-class IngestClient:
-    def __init__(self, target: str, max_message_bytes: int = 16 * 1024 * 1024) -> None:
-        self._channel = grpc.aio.insecure_channel(
-            target,
-            options=[
-                ("grpc.max_send_message_length", max_message_bytes),
-                ("grpc.max_receive_message_length", max_message_bytes),
-            ],
+TOKEN_ENV = "STREETWATCH_TOKEN"
+DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ChannelSecurity:
+    """How a client proves who it is and checks the service: a bearer token, the CA that signed the server's
+    certificate (TLS), and a client certificate and key when the server asks for one (mTLS)."""
+
+    token: str | None = None
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+
+    @classmethod
+    def from_flags(
+        cls,
+        token: str | None,
+        ca_file: Path | None,
+        cert_file: Path | None = None,
+        key_file: Path | None = None,
+    ) -> ChannelSecurity:
+        """The flags' values, with the token taken from $STREETWATCH_TOKEN when no flag gives one (a token on
+        the command line shows in the process list)."""
+        return cls(token or os.environ.get(TOKEN_ENV) or None, ca_file, cert_file, key_file)
+
+
+NO_CREDENTIALS = ChannelSecurity()  # plain text, no token: the loopback default while auth is off
+
+
+class InsecureChannel(ValueError):
+    """The client would send its token in plain text over the network."""
+
+
+def open_channel(
+    target: str,
+    security: ChannelSecurity = NO_CREDENTIALS,
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+) -> grpc.aio.Channel:
+    """A channel to the service: TLS when ``security.ca_file`` is set, plain text otherwise.
+
+    A token is sent on every call. Without TLS that is allowed only to a loopback address (gRPC's local
+    credentials), so that a token never crosses a network in the clear; anything else raises ``InsecureChannel``.
+    """
+    options = [
+        ("grpc.max_send_message_length", max_message_bytes),
+        ("grpc.max_receive_message_length", max_message_bytes),
+    ]
+    if (security.cert_file is None) != (security.key_file is None):
+        raise ValueError("a client certificate needs its key, and a key its certificate (--tls-cert with --tls-key)")
+    if security.ca_file is not None:
+        channel_credentials = grpc.ssl_channel_credentials(
+            root_certificates=security.ca_file.read_bytes(),
+            private_key=None if security.key_file is None else security.key_file.read_bytes(),
+            certificate_chain=None if security.cert_file is None else security.cert_file.read_bytes(),
         )
+    elif security.cert_file is not None:
+        raise ValueError("a client certificate is only sent over TLS: also give the server's CA (--tls-ca)")
+    elif security.token is None:
+        return grpc.aio.insecure_channel(target, options=options)
+    elif _is_loopback_target(target):
+        channel_credentials = grpc.local_channel_credentials(grpc.LocalConnectionType.LOCAL_TCP)
+    else:
+        raise InsecureChannel(f"refusing to send a token to {target} in plain text: give the server's CA with --tls-ca")
+    if security.token is not None:
+        channel_credentials = grpc.composite_channel_credentials(
+            channel_credentials, grpc.access_token_call_credentials(security.token)
+        )
+    return grpc.aio.secure_channel(target, channel_credentials, options=options)
+
+
+def _is_loopback_target(target: str) -> bool:
+    host = target.rsplit(":", 1)[0] if target.count(":") == 1 or target.startswith("[") else target
+    return is_loopback_host(host)
+
+
+def is_loopback_host(host: str) -> bool:
+    """``127.0.0.1``, ``::1`` (bracketed or not) or ``localhost``; ``0.0.0.0`` and names are not."""
+    host = host.strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class IngestClient:
+    def __init__(
+        self,
+        target: str,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        security: ChannelSecurity = NO_CREDENTIALS,
+    ) -> None:
+        self._channel = open_channel(target, security, max_message_bytes)
         self._stub = ingest_pb2_grpc.IngestStub(self._channel)
 
     async def __aenter__(self) -> IngestClient:

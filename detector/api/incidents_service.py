@@ -11,6 +11,7 @@ import grpc
 from detector.api import incident_convert as convert
 from detector.api._gen.streetwatch.v1 import incidents_pb2 as ipb
 from detector.api._gen.streetwatch.v1 import incidents_pb2_grpc
+from detector.api.limits import CallSlots, client_key
 from detector.store.base import IncidentStore
 from detector.store.errors import (
     EvidenceCorrupt,
@@ -18,6 +19,7 @@ from detector.store.errors import (
     InvalidQuery,
     OffsetAheadOfLog,
     StoreClosed,
+    StoreCorrupt,
     StoreError,
 )
 from detector.store.follow import follow_events
@@ -29,9 +31,13 @@ MAX_PAGE_SIZE = 1000
 
 
 class IncidentsService(incidents_pb2_grpc.IncidentsServicer):
-    def __init__(self, store: IncidentStore, follow_batch: int = 256) -> None:
+    def __init__(self, store: IncidentStore, follow_batch: int = 256, max_subscribers_per_client: int = 4) -> None:
         self._store = store
+        # Each subscriber holds at most one batch of events in memory (see follow_events): this is its buffer.
         self._follow_batch = follow_batch
+        self._subscribers = CallSlots(
+            max_subscribers_per_client, "Subscribe calls", "server.max_subscribers_per_client"
+        )
 
     async def Subscribe(
         self, request: ipb.SubscribeRequest, context: grpc.aio.ServicerContext
@@ -48,16 +54,23 @@ class IncidentsService(incidents_pb2_grpc.IncidentsServicer):
             after = request.after_sequence
         else:
             after = await asyncio.to_thread(self._store.get_offset, request.consumer)
+        client = client_key(context.peer())
+        if (refusal := self._subscribers.acquire(client)) is not None:
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, refusal)
         log.info("subscriber connected", extra={"consumer": request.consumer, "after_sequence": after})
         try:
             async for event in follow_events(self._store, after, event_filter, batch_size=self._follow_batch):
                 yield convert.event_to_proto(event)
         except StoreClosed:
             await context.abort(grpc.StatusCode.UNAVAILABLE, "the service is shutting down; resubscribe")
+        except StoreCorrupt as exc:
+            log.error("subscribe hit a damaged event log: %s", exc, extra={"consumer": request.consumer})
+            await context.abort(grpc.StatusCode.DATA_LOSS, f"the event log is damaged: {exc}")
         except StoreError as exc:
             log.exception("subscribe failed", extra={"consumer": request.consumer})
             await context.abort(grpc.StatusCode.INTERNAL, f"reading the event log failed: {exc}")
         finally:
+            self._subscribers.release(client)
             log.info("subscriber left", extra={"consumer": request.consumer})
 
     async def Ack(self, request: ipb.AckRequest, context: grpc.aio.ServicerContext) -> ipb.AckResponse:
@@ -108,7 +121,8 @@ class IncidentsService(incidents_pb2_grpc.IncidentsServicer):
         except EvidenceMissing as exc:
             await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
         except EvidenceCorrupt as exc:
-            await context.abort(grpc.StatusCode.DATA_LOSS, str(exc))
+            log.error("evidence damaged: %s", exc, extra={"sha256": request.sha256})
+            await context.abort(grpc.StatusCode.DATA_LOSS, f"{exc}; the event still stands, its photo is lost")
         except (ValueError, InvalidQuery) as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         with handle:

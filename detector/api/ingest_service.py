@@ -1,5 +1,9 @@
 """The Ingest servicer: frames in, what the model saw out, one result per frame and in order per stream.
 
+A frame for a source the caller's token may not send ends the call with PERMISSION_DENIED (a gateway sending
+another's camera is misconfigured or hostile, not unlucky); a frame over the source's rate gets a per-frame
+RATE_LIMITED error; more open streams than a client may hold end with RESOURCE_EXHAUSTED.
+
 ``SubmitVideo`` takes a recorded flight (video + .SRT), decodes it here and runs each frame, with the telemetry
 of its video time, down the same path as a streamed frame (see detector/geo/flight.py).
 """
@@ -21,6 +25,8 @@ import grpc
 from detector.api import convert
 from detector.api._gen.streetwatch.v1 import ingest_pb2 as pb
 from detector.api._gen.streetwatch.v1 import ingest_pb2_grpc
+from detector.api.auth import require_source
+from detector.api.limits import CallSlots, SourceRateLimit, client_key
 from detector.api.upload import UploadLimits, UploadRejected, VideoUpload, receive_upload
 from detector.geo.errors import SrtParseError
 from detector.geo.flight import FlightFrame, FlightTelemetry, flight_frames
@@ -50,6 +56,12 @@ class IngestSettings:
     max_video_bytes: int = 4 * 1024**3
     max_srt_bytes: int = 64 * 1024**2
     upload_dir: Path | None = None  # where uploaded videos are spooled; None: the system's temp directory
+    max_fps_per_source: float | None = None  # None: no rate limit
+    max_streams_per_client: int = 16
+
+
+class SourceForbidden(Exception):
+    """The caller's token may not send frames for this source; ends the call with PERMISSION_DENIED."""
 
 
 @dataclass
@@ -74,6 +86,8 @@ class IngestService(ingest_pb2_grpc.IngestServicer):
         self._decoder = decoder
         self._stages: list[FrameStage] = []
         self._model = pb.ModelInfo()
+        self._streams = CallSlots(settings.max_streams_per_client, "Ingest streams", "server.max_streams_per_client")
+        self._rate = None if settings.max_fps_per_source is None else SourceRateLimit(settings.max_fps_per_source)
 
     def attach(self, core: InferenceCore, stages: Sequence[FrameStage] = ()) -> None:
         """Start serving with the loaded model and the stages that follow it (tracking, rules)."""
@@ -88,6 +102,8 @@ class IngestService(ingest_pb2_grpc.IngestServicer):
         return self._core_or_none
 
     async def Detect(self, request: pb.Frame, context: grpc.aio.ServicerContext) -> pb.FrameResult:
+        if (refusal := require_source(request.source_id)) is not None:
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, refusal)
         try:
             self._core  # noqa: B018  (raises CoreStopped while the model loads)
             self._check_order(request, {})
@@ -102,15 +118,23 @@ class IngestService(ingest_pb2_grpc.IngestServicer):
     ) -> AsyncIterator[pb.FrameResult]:
         if self._core_or_none is None:
             await context.abort(grpc.StatusCode.UNAVAILABLE, "the model is still loading; retry when health is SERVING")
+        client = client_key(context.peer())
+        if (refusal := self._streams.acquire(client)) is not None:
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, refusal)
         last_seq: dict[str, int] = {}
         self._metrics.active_streams.inc()
         try:
-            async for result in self._in_order(request_iterator, lambda r: self._process_checked(r, last_seq)):
+            frames = _permitted_frames(request_iterator)
+            async for result in self._in_order(frames, lambda r: self._process_checked(r, last_seq)):
                 yield result
         except CoreStopped:
             await context.abort(grpc.StatusCode.UNAVAILABLE, "the service is shutting down; reconnect and resend")
+        except SourceForbidden as exc:
+            log.warning("frame refused: %s", exc, extra={"client": client})
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, str(exc))
         finally:
             self._metrics.active_streams.dec()
+            self._streams.release(client)
 
     async def SubmitVideo(
         self, request_iterator: AsyncIterator[pb.VideoChunk], context: grpc.aio.ServicerContext
@@ -119,10 +143,14 @@ class IngestService(ingest_pb2_grpc.IngestServicer):
             await context.abort(grpc.StatusCode.UNAVAILABLE, "the model is still loading; retry when health is SERVING")
         s = self._settings
         limits = UploadLimits(s.max_video_bytes, s.max_srt_bytes, s.allowed_sources)
+        client = client_key(context.peer())
+        if (refusal := self._streams.acquire(client)) is not None:
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, refusal)
         self._metrics.active_streams.inc()
         try:
             with tempfile.TemporaryDirectory(prefix="submit-video-", dir=s.upload_dir) as spool:
-                upload = await receive_upload(request_iterator, limits, Path(spool) / "video")
+                chunks = _permitted_upload(request_iterator)
+                upload = await receive_upload(chunks, limits, Path(spool) / "video")
                 telemetry = await asyncio.to_thread(self._open_flight, upload)
                 yield pb.SubmitVideoResponse(telemetry=_telemetry_report(telemetry))
                 frames = _flight_frames(upload, telemetry)
@@ -134,6 +162,7 @@ class IngestService(ingest_pb2_grpc.IngestServicer):
             await context.abort(grpc.StatusCode.UNAVAILABLE, "the service is shutting down; submit the video again")
         finally:
             self._metrics.active_streams.dec()
+            self._streams.release(client)
 
     def _open_flight(self, upload: VideoUpload) -> FlightTelemetry:
         """Parse the SRT and check that the video opens and fits the image limits, before any frame runs."""
@@ -215,6 +244,10 @@ class IngestService(ingest_pb2_grpc.IngestServicer):
 
     async def _process(self, request: pb.Frame, mode: DeliveryMode) -> _Processed:
         self._metrics.frames_received.labels(request.source_id[:64]).inc()
+        if self._rate is not None and (refusal := self._rate.admit(request.source_id)) is not None:
+            self._metrics.frame_errors.labels("RATE_LIMITED").inc()
+            error = pb.FrameError(code=pb.RATE_LIMITED, message=refusal)
+            return _Processed(pb.FrameResult(source_id=request.source_id, seq=request.seq, error=error), None, None)
         started = time.perf_counter()
         try:
             frame = await self._to_frame(request)
@@ -303,6 +336,21 @@ class IngestService(ingest_pb2_grpc.IngestServicer):
 
 async def _awaited(awaitable: Awaitable[T]) -> T:
     return await awaitable
+
+
+async def _permitted_frames(frames: AsyncIterator[pb.Frame]) -> AsyncIterator[pb.Frame]:
+    async for frame in frames:
+        if (refusal := require_source(frame.source_id)) is not None:
+            raise SourceForbidden(refusal)
+        yield frame
+
+
+async def _permitted_upload(chunks: AsyncIterator[pb.VideoChunk]) -> AsyncIterator[pb.VideoChunk]:
+    """Refuse an upload for a source the token may not send as soon as its header arrives, not after 4 GB."""
+    async for chunk in chunks:
+        if chunk.HasField("header") and (refusal := require_source(chunk.header.source_id)) is not None:
+            raise UploadRejected(grpc.StatusCode.PERMISSION_DENIED, refusal)
+        yield chunk
 
 
 async def _flight_frames(

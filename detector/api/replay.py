@@ -17,7 +17,15 @@ from pathlib import Path
 import numpy as np
 
 from detector.api._gen.streetwatch.v1 import ingest_pb2 as pb
-from detector.api.client import IngestClient, encode_jpeg, make_frame, timestamp, video_chunks
+from detector.api.client import (
+    NO_CREDENTIALS,
+    ChannelSecurity,
+    IngestClient,
+    encode_jpeg,
+    make_frame,
+    timestamp,
+    video_chunks,
+)
 from detector.geo.flight import FlightTelemetry, flight_frames
 from detector.ingest.video import VideoError, probe, read_images
 from detector.types import DeliveryMode, ImageArray, Telemetry
@@ -82,6 +90,7 @@ async def replay(
     srt: Path | None = None,
     srt_offset_s: float = 0.0,
     upload: bool = False,
+    security: ChannelSecurity = NO_CREDENTIALS,
 ) -> ReplaySummary:
     """Send the video's frames (at most ``fps`` per second of video; 0 = all), or a folder's images at ``fps``
     (1 when 0).
@@ -108,7 +117,7 @@ async def replay(
     summary.telemetry_cues = telemetry.cues
     summary.telemetry_warnings = list(telemetry.warnings)
     tally = _Tally(summary)
-    async with IngestClient(target) as client:
+    async with IngestClient(target, security=security) as client:
         if upload:
             header = pb.VideoHeader(
                 source_id=source_id, start_time=timestamp(start), fps=fps, telemetry_offset_s=srt_offset_s

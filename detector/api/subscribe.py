@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
-import grpc
 from google.protobuf.json_format import MessageToDict
 
 from detector.api._gen.streetwatch.v1 import incidents_pb2 as ipb
 from detector.api._gen.streetwatch.v1 import incidents_pb2_grpc
+from detector.api.client import NO_CREDENTIALS, ChannelSecurity, open_channel
 
 
 def event_json(event: ipb.IncidentEvent) -> str:
@@ -36,6 +36,7 @@ async def subscribe(
     emit: Callable[[ipb.IncidentEvent], None],
     max_events: int | None = None,
     idle_timeout_s: float | None = None,
+    security: ChannelSecurity = NO_CREDENTIALS,
 ) -> int:
     """Print events as they come; with ``ack`` commit each one after it is printed. Returns events seen."""
     import asyncio
@@ -44,7 +45,7 @@ async def subscribe(
     if after is not None:
         request.after_sequence = after
     seen = 0
-    async with grpc.aio.insecure_channel(target) as channel:
+    async with open_channel(target, security) as channel:
         stub = incidents_pb2_grpc.IncidentsStub(channel)
         call = stub.Subscribe(request)
         iterator = call.__aiter__()
@@ -61,11 +62,13 @@ async def subscribe(
     return seen
 
 
-async def list_incidents(target: str, state: str | None, page_size: int) -> list[ipb.Incident]:
+async def list_incidents(
+    target: str, state: str | None, page_size: int, security: ChannelSecurity = NO_CREDENTIALS
+) -> list[ipb.Incident]:
     states = {"open": ipb.OPEN, "cleared": ipb.CLEARED_STATE, None: ipb.INCIDENT_STATE_UNSPECIFIED}
     out: list[ipb.Incident] = []
     token = ""
-    async with grpc.aio.insecure_channel(target) as channel:
+    async with open_channel(target, security) as channel:
         stub = incidents_pb2_grpc.IncidentsStub(channel)
         while True:
             page = await stub.ListIncidents(
@@ -77,8 +80,8 @@ async def list_incidents(target: str, state: str | None, page_size: int) -> list
                 return out
 
 
-async def get_incident(target: str, incident_id: str) -> ipb.Incident:
-    async with grpc.aio.insecure_channel(target) as channel:
+async def get_incident(target: str, incident_id: str, security: ChannelSecurity = NO_CREDENTIALS) -> ipb.Incident:
+    async with open_channel(target, security) as channel:
         result: ipb.Incident = await incidents_pb2_grpc.IncidentsStub(channel).GetIncident(
             ipb.GetIncidentRequest(incident_id=incident_id)
         )

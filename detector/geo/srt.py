@@ -179,16 +179,19 @@ def _checked(block: _Block, raw: RawCue, order: GpsOrder | None, warnings: list[
     values: dict[str, float | int] = {**raw.values, **_position(raw, order)}
     for prefix in ("", "home_"):
         lat, lon = values.get(f"{prefix}lat"), values.get(f"{prefix}lon")
-        if lat is None or lon is None:
+        if lat is None and lon is None:
             continue
-        if lat == 0.0 and lon == 0.0:
+        if lat is None or lon is None:
+            reason = "has a latitude or a longitude without the other"
+        elif lat == 0.0 and lon == 0.0:
             reason = "is 0,0 (no GPS fix)"
         elif not (-90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0):
             reason = f"({lat}, {lon}) is out of range"
         else:
             continue
         warnings.append(f"cue {block.index}: {prefix or 'aircraft '}position {reason}; dropped")
-        del values[f"{prefix}lat"], values[f"{prefix}lon"]
+        values.pop(f"{prefix}lat", None)
+        values.pop(f"{prefix}lon", None)
     if "iso" in values:
         values["iso"] = round(values["iso"])
     for problem in raw.problems:

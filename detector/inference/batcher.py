@@ -12,11 +12,12 @@ Submitters live on an asyncio loop; the worker is a thread, because the engine b
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 
 from detector.inference.engine import BatchTimings, Engine
@@ -109,7 +110,7 @@ class InferenceCore:
                 if mode is DeliveryMode.LIVE:
                     oldest = queue.jobs.popleft()
                     queue.dropped_total += 1
-                    oldest.future.set_exception(FrameDropped(f"frame {oldest.frame.seq} replaced by a newer one"))
+                    _fail(oldest.future, FrameDropped(f"frame {oldest.frame.seq} replaced by a newer one"))
                     if self._on_drop is not None:
                         self._on_drop(frame.source_id)
                     job = _Job(frame, time.perf_counter())
@@ -153,7 +154,7 @@ class InferenceCore:
             self._running = False
             for queue in self._queues.values():
                 while queue.jobs:
-                    queue.jobs.popleft().future.set_exception(CoreStopped("the inference core stopped"))
+                    _fail(queue.jobs.popleft().future, CoreStopped("the inference core stopped"))
                 self._wake_waiters(queue)
             self._lock.notify_all()
         self._worker.join(timeout=10)
@@ -226,6 +227,11 @@ class InferenceCore:
             loop.call_soon_threadsafe(_resolve, waiter)
 
     def _execute(self, batch: list[_Job]) -> None:
+        # A caller that went away (a gateway dropping its stream) cancels its future; skip its frame, and mark
+        # the rest running so that a late cancel cannot make set_result fail and kill this worker.
+        batch = [job for job in batch if job.future.set_running_or_notify_cancel()]
+        if not batch:
+            return
         started = time.perf_counter()
         try:
             results, timings = self.engine.infer([job.frame.image for job in batch])
@@ -237,6 +243,12 @@ class InferenceCore:
             job.future.set_result(Inference(detections, (started - job.enqueued) * 1e3, timings, len(batch)))
         if self._on_batch is not None:
             self._on_batch(BatchRecord(len(batch), len({j.frame.source_id for j in batch}), timings))
+
+
+def _fail(future: Future[Inference], exc: Exception) -> None:
+    """Fail a queued frame's future unless its caller has cancelled it meanwhile."""
+    with contextlib.suppress(InvalidStateError):
+        future.set_exception(exc)
 
 
 def _resolve(waiter: asyncio.Future[None]) -> None:

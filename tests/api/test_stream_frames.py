@@ -48,8 +48,10 @@ def test_stream_returns_one_result_per_frame_in_order_with_the_models_boxes(engi
         np.testing.assert_allclose([d.confidence for d in result.detections], want.confidence, atol=1e-3)
         assert [d.label for d in result.detections] == [engine.class_names[c] for c in want.class_id]
         assert all(d.track_id >= -1 for d in result.detections)
-    tracked = [d.track_id for r in results for d in r.detections if d.confidence >= 0.25]
-    assert tracked and all(t > 0 for t in tracked), "confident detections get a track id"
+    # ByteTrack confirms every confident track on a source's first frame, later ones on their second sighting. The
+    # photos all differ, so only the first frame's confident detections are on confirmed tracks here.
+    first = [d.track_id for d in results[0].detections if d.confidence >= 0.25]
+    assert first and all(t > 0 for t in first), "confident detections of a source's first frame get a track id"
 
 
 def test_detect_unary_and_raw_rgb_image_give_the_same_answer_as_jpeg_decoded_bgr(engine, street_photos, service_config):

@@ -13,7 +13,7 @@ import os
 import cv2
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from detector.api import convert
@@ -136,8 +136,12 @@ def _srt_seeds() -> list[bytes]:
 SRT_SEEDS = _srt_seeds()
 
 
+LONE_LONGITUDE = b"1\n00:00:00,000 --> 00:00:00,020\n[\x00atitude: 3.41531] [longitude: -337] [rel_alt: 5]\n"
+
+
 @FUZZ
 @given(st.one_of(mutated(SRT_SEEDS), st.text(max_size=500), st.binary(max_size=500)))
+@example(LONE_LONGITUDE)  # found by a 5000-example run: a longitude whose latitude was damaged escaped the check
 def test_the_srt_parser_returns_cues_with_warnings_or_a_clear_error(data):
     try:
         result = parse_srt(data)
@@ -148,6 +152,7 @@ def test_the_srt_parser_returns_cues_with_warnings_or_a_clear_error(data):
     for cue in result.cues:
         assert cue.lat is None or -90 <= cue.lat <= 90, "a coordinate is never invented out of range"
         assert cue.lon is None or -180 <= cue.lon <= 180
+        assert (cue.lat is None) == (cue.lon is None), "half a position is no position"
         assert math.isfinite(cue.start_s) and cue.end_s >= 0
 
 

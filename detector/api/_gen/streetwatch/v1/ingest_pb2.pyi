@@ -33,6 +33,7 @@ class FrameErrorCode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     OUT_OF_ORDER: _ClassVar[FrameErrorCode]
     INTERNAL: _ClassVar[FrameErrorCode]
     DROPPED: _ClassVar[FrameErrorCode]
+    RATE_LIMITED: _ClassVar[FrameErrorCode]
 DELIVERY_MODE_UNSPECIFIED: DeliveryMode
 LIVE: DeliveryMode
 LOSSLESS: DeliveryMode
@@ -48,6 +49,7 @@ UNKNOWN_SOURCE: FrameErrorCode
 OUT_OF_ORDER: FrameErrorCode
 INTERNAL: FrameErrorCode
 DROPPED: FrameErrorCode
+RATE_LIMITED: FrameErrorCode
 
 class RawImage(_message.Message):
     __slots__ = ("width", "height", "pixel_format", "data")
