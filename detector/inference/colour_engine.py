@@ -75,10 +75,12 @@ class ColourBlobEngine(Engine):
             lower = np.clip(colour - tol, 0, 255).astype(np.uint8)
             upper = np.clip(colour + tol, 0, 255).astype(np.uint8)
             mask = cv2.inRange(image, lower, upper)
-            count, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
-            for i in range(1, count):
-                x, y, w, h, area = (int(v) for v in stats[i])
-                if area >= self._spec.min_area_px:
+            # Outer contours, not cv2.connectedComponentsWithStats: OpenCV's parallel labelling raised SIGFPE
+            # under concurrent threads here (seen in the sim tests). A blob's area is its mask pixels in its box.
+            contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+            for contour in contours:
+                x, y, w, h = cv2.boundingRect(contour)
+                if cv2.countNonZero(mask[y : y + h, x : x + w]) >= self._spec.min_area_px:
                     boxes.append([x, y, x + w, y + h])
                     classes.append(class_id)
         return Detections(

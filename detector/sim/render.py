@@ -1,0 +1,264 @@
+"""Draw a world through a detector/geo camera, in painter's order, and measure every labelled object in the frame.
+
+Order: ground (or a background photo), ground decals, shadows, then standing objects far to near (by the ground
+distance from the camera to their footprint), and within an object its meshes bottom up. Every face is drawn
+twice: in colour, and as its object's id into an id buffer. The id buffer is what the ground truth is measured
+on, so a box and a visibility always describe the pixels that were drawn, occlusions included.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from detector.geo.camera import PinholeCamera
+from detector.sim.effects import Look
+from detector.sim.ground import GroundMap, ground_homography
+from detector.sim.world import PlacedObject, World
+from detector.types import ImageArray
+
+Float64Array = npt.NDArray[np.float64]
+IdArray = npt.NDArray[np.uint16]
+Box = tuple[float, float, float, float]
+
+NEAR_M = 0.5  # faces are clipped this far in front of the camera
+FAR_M = 600.0
+_SHIFT = 4  # sub-pixel bits for cv2.fillPoly
+_ONE = 1 << _SHIFT
+
+
+@dataclass(frozen=True)
+class ObjectBox:
+    """Where a labelled object is in one frame.
+
+    Only objects with at least one visible pixel get one. ``box`` bounds all of the object's pixels inside the image
+    as if nothing stood in front of it; ``visible_box`` bounds the pixels that are actually seen; ``visibility`` is
+    seen / all (occlusion only: the part outside the image counts in neither), and ``truncated`` says the object
+    reaches past the image border.
+    """
+
+    object_id: int
+    box: Box
+    visible_box: Box
+    visibility: float
+    truncated: bool
+
+
+@dataclass
+class View:
+    image: ImageArray
+    ids: IdArray  # object id per pixel, 0 where only ground or sky was drawn
+    boxes: list[ObjectBox]
+
+
+@dataclass
+class _Projected:
+    obj: PlacedObject
+    pixels: Float64Array  # V x 2
+    depth: Float64Array  # V, along the optical axis
+
+
+def _bounds(mask: npt.NDArray[np.bool_]) -> tuple[int, int, int, int] | None:
+    cols, rows = np.flatnonzero(mask.any(axis=0)), np.flatnonzero(mask.any(axis=1))
+    if len(cols) == 0:
+        return None
+    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
+
+
+def clip_near(points: Float64Array, depth: Float64Array) -> Float64Array:
+    """The part of a world polygon at least NEAR_M in front of the camera (Sutherland-Hodgman, one plane)."""
+    out = []
+    n = len(points)
+    for i in range(n):
+        a, b, da, db = points[i], points[(i + 1) % n], depth[i], depth[(i + 1) % n]
+        if da >= NEAR_M:
+            out.append(a)
+        if (da >= NEAR_M) != (db >= NEAR_M):
+            out.append(a + (b - a) * (NEAR_M - da) / (db - da))
+    return np.asarray(out, np.float64).reshape(-1, 3)
+
+
+class Renderer:
+    """Renders one world with one look. ``static_camera``: the ground view is drawn once and reused."""
+
+    def __init__(
+        self,
+        world: World,
+        ground: GroundMap | None,
+        look: Look,
+        *,
+        shadows: bool = True,
+        static_camera: bool = False,
+        labelled_only: bool = False,
+    ) -> None:
+        self.world = world
+        self.ground = ground
+        self.look = look
+        self.shadows = shadows
+        self.static_camera = static_camera
+        self.labelled_only = labelled_only  # composites over photos draw only the objects they label
+        self._ground_cache: ImageArray | None = None
+
+    def render(self, camera: PinholeCamera, t_s: float, background: ImageArray | None = None) -> View:
+        w, h = camera.intrinsics.width_px, camera.intrinsics.height_px
+        image = self._base(camera, background)
+        ids = np.zeros((h, w), np.uint16)
+        live = [o for o in self.world.objects if o.exists(t_s) and (o.label is not None or not self.labelled_only)]
+        if live:  # cull on bounding spheres before placing the faces of moving objects
+            spheres = np.array([o.bounds(t_s) for o in live])
+            live = [o for o, keep in zip(live, _in_view(camera, spheres[:, :3], spheres[:, 3]), strict=True) if keep]
+        placed = [o.placed(t_s) for o in live]
+        projected = [self._project(camera, p) for p in placed]
+        drawn: dict[int, list[npt.NDArray[np.int32]]] = {p.obj.object_id: [] for p in projected}
+        for p in projected:
+            self._draw(camera, p, image, ids, drawn, decals=True)
+        if self.shadows:
+            self._shadows(camera, [p.obj for p in projected], image)
+        cam_e, cam_n = float(camera.position_enu_m[0]), float(camera.position_enu_m[1])
+        for p in sorted(projected, key=lambda q: -q.obj.ground_distance_m(cam_e, cam_n)):
+            self._draw(camera, p, image, ids, drawn, decals=False)
+        labels = {o.id for o in self.world.objects if o.label is not None}
+        boxes = [b for oid, polys in drawn.items() if oid in labels and (b := _measure(oid, polys, ids)) is not None]
+        return View(image, ids, boxes)
+
+    def _base(self, camera: PinholeCamera, background: ImageArray | None) -> ImageArray:
+        w, h = camera.intrinsics.width_px, camera.intrinsics.height_px
+        if background is not None:
+            return np.ascontiguousarray(background, np.uint8).copy()
+        if self.ground is None:
+            return np.full((h, w, 3), self.look.sky, np.uint8)
+        if self.static_camera and self._ground_cache is not None:
+            return self._ground_cache.copy()
+        image, _ = self.ground.view(camera, self.look.sky)
+        if self.static_camera:
+            self._ground_cache = image.copy()
+        return image
+
+    def _project(self, camera: PinholeCamera, obj: PlacedObject) -> _Projected:
+        pixels, _ = camera.project(obj.vertices)
+        depth = (obj.vertices - camera.position_enu_m) @ camera.rotation[:, 2]
+        return _Projected(obj, pixels, depth)
+
+    def _draw(
+        self,
+        camera: PinholeCamera,
+        p: _Projected,
+        image: ImageArray,
+        ids: IdArray,
+        drawn: dict[int, list[npt.NDArray[np.int32]]],
+        *,
+        decals: bool,
+    ) -> None:
+        obj = p.obj
+        selected = obj.decal if decals else ~obj.decal
+        if not selected.any():
+            return
+        to_camera = camera.position_enu_m - obj.centroids
+        facing = np.sum(obj.normals * to_camera, axis=1)
+        keep = selected & (obj.two_sided | (facing > 0.0))
+        normals = np.where((facing < 0.0)[:, None] & obj.two_sided[:, None], -obj.normals, obj.normals)
+        colours = np.clip(obj.colours * self.look.shade(normals)[:, None], 0, 255)
+        face_depth = (obj.centroids - camera.position_enu_m) @ camera.rotation[:, 2]
+        order = np.lexsort((-face_depth, obj.part_base_z[obj.part]))
+        fixed = np.round(np.nan_to_num(p.pixels) * _ONE).astype(np.int32)  # all at once: the loop is per face
+        any_near = bool((p.depth < NEAR_M).any())
+        colour_list = colours.tolist()
+        polys = drawn[obj.object_id]
+        for f in order[keep[order]].tolist():
+            face = obj.faces[f]
+            if any_near and p.depth[face].min() < NEAR_M:
+                clipped = clip_near(obj.vertices[face], p.depth[face])
+                if len(clipped) < 3:
+                    continue
+                pts = np.round(camera.project(clipped)[0] * _ONE).astype(np.int32)
+            else:
+                pts = fixed[face]
+            cv2.fillPoly(image, [pts], colour_list[f], cv2.LINE_AA, _SHIFT)
+            cv2.fillPoly(ids, [pts], obj.object_id, cv2.LINE_8, _SHIFT)
+            polys.append(pts)
+
+    def _shadows(self, camera: PinholeCamera, objects: list[PlacedObject], image: ImageArray) -> None:
+        sun = self.look.to_sun
+        if sun[2] <= 0.05:
+            return
+        to_ground = sun[:2] / sun[2]
+        homography = ground_homography(camera)
+        h, w = image.shape[:2]
+        mask = np.zeros((h, w), np.uint8)
+        for obj in objects:
+            if obj.part_decal.all():
+                continue
+            ground = obj.vertices[:, :2] - obj.vertices[:, 2:3] * to_ground
+            hom = ground @ homography[:, :2].T + homography[:, 2]
+            ahead = hom[:, 2] > 1e-6
+            pts = np.round(hom[:, :2] / np.where(ahead, hom[:, 2], 1.0)[:, None] * _ONE).astype(np.int32)
+            for k, (a, b) in enumerate(obj.mesh_slices):
+                # Decals and things lying flat on the ground cast no shadow worth drawing; a mesh partly behind
+                # the camera is skipped rather than drawn mirrored.
+                if obj.part_decal[k] or obj.part_top_z[k] < 0.05 or not ahead[a:b].all():
+                    continue
+                cv2.fillConvexPoly(mask, cv2.convexHull(pts[a:b]), 255, cv2.LINE_AA, _SHIFT)
+        bounds = _bounds(mask > 0)
+        if bounds is None:
+            return
+        x0, y0, x1, y1 = max(bounds[0] - 2, 0), max(bounds[1] - 2, 0), min(bounds[2] + 2, w), min(bounds[3] + 2, h)
+        soft = cv2.GaussianBlur(mask[y0:y1, x0:x1], (0, 0), 1.0)
+        # Brightness 255 outside shadows, 255 * look.shadow inside: one saturating uint8 multiply.
+        keep = (255.0 - (1.0 - self.look.shadow) * soft.astype(np.float32)).astype(np.uint8)
+        region = image[y0:y1, x0:x1]
+        region[:] = cv2.multiply(region, cv2.merge([keep, keep, keep]), scale=1.0 / 255.0)
+
+
+def _in_view(camera: PinholeCamera, centres: Float64Array, radii: Float64Array) -> npt.NDArray[np.bool_]:
+    """Which bounding spheres meet the view frustum."""
+    f = camera.intrinsics.focal_px
+    tx, ty = camera.intrinsics.width_px / 2 / f, camera.intrinsics.height_px / 2 / f
+    cam = (centres - camera.position_enu_m) @ camera.rotation
+    x, y, z = cam[:, 0], cam[:, 1], cam[:, 2]
+    ok = (z > NEAR_M - radii) & (z < FAR_M + radii)
+    ok &= np.abs(x) - radii * math.hypot(1, tx) <= z * tx
+    ok &= np.abs(y) - radii * math.hypot(1, ty) <= z * ty
+    result: npt.NDArray[np.bool_] = ok
+    return result
+
+
+def _measure(object_id: int, polys: list[npt.NDArray[np.int32]], ids: IdArray) -> ObjectBox | None:
+    """Box, visible box and visibility of one object from its drawn polygons and the final id buffer."""
+    if not polys:
+        return None
+    h, w = ids.shape
+    allpts = np.concatenate(polys) / _ONE
+    lo, hi = np.floor(allpts.min(axis=0)).astype(int), np.ceil(allpts.max(axis=0)).astype(int) + 1
+    truncated = bool(lo[0] < 0 or lo[1] < 0 or hi[0] > w or hi[1] > h)
+    x0, y0 = max(int(lo[0]), 0), max(int(lo[1]), 0)
+    x1, y1 = min(int(hi[0]), w), min(int(hi[1]), h)
+    if x1 <= x0 or y1 <= y0:
+        return None
+    silhouette = np.zeros((y1 - y0, x1 - x0), np.uint8)
+    offset = np.array([x0, y0], np.int32) * _ONE
+    for pts in polys:  # one call each: fillPoly with several polygons fills their overlaps even-odd
+        cv2.fillPoly(silhouette, [pts - offset], 1, cv2.LINE_8, _SHIFT)
+    whole = _bounds(silhouette > 0)
+    if whole is None:
+        return None
+    seen = ids[y0:y1, x0:x1] == object_id
+    area = int(np.count_nonzero(silhouette))
+    visible = int(np.count_nonzero(seen))
+    part = _bounds(seen)
+    if part is None:
+        return None  # wholly hidden: not in this frame's truth
+
+    def shifted(b: tuple[int, int, int, int]) -> Box:
+        return float(b[0] + x0), float(b[1] + y0), float(b[2] + x0), float(b[3] + y0)
+
+    return ObjectBox(
+        object_id=object_id,
+        box=shifted(whole),
+        visible_box=shifted(part),
+        visibility=min(1.0, visible / area) if area else 0.0,
+        truncated=truncated,
+    )

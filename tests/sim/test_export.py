@@ -1,0 +1,48 @@
+"""`detector sim export-yolo`: a rendered scenario's decoded frames with the truth's boxes as YOLO labels."""
+
+from __future__ import annotations
+
+import cv2
+import pytest
+import yaml
+
+from detector.sim.export import export_yolo
+from tests.sim.conftest import folder
+
+CLASSES = ["garbage", "garbage_bin", "overflow", "pothole", "stall", "cart", "goods"]
+
+
+def test_export_writes_each_sampled_frame_with_the_visible_truth_boxes(drone, tmp_path):
+    summary, truth = drone
+    out = tmp_path / "yolo"
+    exported = export_yolo(folder(summary), out, CLASSES, every_s=10.0, min_visibility=0.5, progress=False)
+    sampled = [f for f in truth.frames if any(abs(f.t_s - k * 10.0) < 1e-6 for k in range(1000))]
+    assert exported.images == len(sampled) > 2
+    data = yaml.safe_load((out / "data.yaml").read_text())
+    assert data["names"] == dict(enumerate(CLASSES))
+    label_of = {o.id: o.cls for o in truth.objects}
+    total = 0
+    for frame in sampled:
+        image = cv2.imread(str(out / "images" / "val" / f"{truth.scenario}_{frame.index:06d}.jpg"))
+        assert image.shape[:2] == (truth.height, truth.width)
+        rows = [line.split() for line in (out / "labels" / "val" / f"{truth.scenario}_{frame.index:06d}.txt")
+                .read_text().splitlines()]  # fmt: skip
+        expected = []
+        for b in frame.objects:
+            if b.visible_box is None or b.visibility < 0.5:
+                continue
+            x1, y1, x2, y2 = b.visible_box
+            if min(x2 - x1, y2 - y1) >= 8.0:
+                expected.append((CLASSES.index(label_of[b.id]), (x1 + x2) / 2 / truth.width))
+        got = sorted((int(r[0]), float(r[1])) for r in rows)
+        assert [c for c, _ in got] == sorted(c for c, _ in expected)
+        for (_, cx), (_, ex) in zip(got, sorted(expected), strict=True):
+            assert cx == pytest.approx(ex, abs=1e-5)
+        total += len(rows)
+    assert sum(exported.instances.values()) == total
+
+
+def test_export_refuses_a_scenario_without_video(market, tmp_path):
+    summary, _ = market  # rendered with video=False
+    with pytest.raises(ValueError, match="no video"):
+        export_yolo(folder(summary), tmp_path / "yolo", CLASSES, progress=False)
