@@ -20,6 +20,10 @@ $(STAMP): pyproject.toml requirements.lock
 test: $(STAMP)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
+# The product end to end on simulated streets: render (cached), serve, stream, subscribe, score, report.
+demo: $(STAMP)
+	$(VENV)/bin/detector demo --out demo-data $(DEMO_ARGS)
+
 serve: $(STAMP)
 	$(VENV)/bin/detector serve --host 127.0.0.1 --port 50051 $(SERVE_ARGS)
 

@@ -8,8 +8,12 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from detector.config import ConfigError, load_config
+
+if TYPE_CHECKING:
+    from detector.api.client import ChannelSecurity
 
 log = logging.getLogger("detector")
 
@@ -47,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     replay.add_argument(
         "--upload", action="store_true", help="send the file (and --srt) with SubmitVideo; the service syncs them"
     )
+    _add_client_security(replay)
 
     srt = commands.add_parser("srt", help="DJI .SRT telemetry tools")
     srt_commands = srt.add_subparsers(dest="srt_command", required=True)
@@ -62,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_argument("--json", action="store_true", help="print each event as one JSON object per line")
     sub.add_argument("--max-events", type=int, help="stop after this many events")
     sub.add_argument("--idle-timeout", type=float, help="stop after this many seconds without an event")
+    _add_client_security(sub)
 
     inc = commands.add_parser("incidents", help="list or show incidents")
     inc_commands = inc.add_subparsers(dest="incidents_command", required=True)
@@ -71,6 +77,14 @@ def main(argv: list[str] | None = None) -> int:
     inc_show.add_argument("incident_id")
     for p in (inc_list, inc_show):
         p.add_argument("--target", default="127.0.0.1:50051", help="service address")
+        _add_client_security(p)
+
+    auth = commands.add_parser("auth", help="bearer tokens for auth.tokens")
+    auth_commands = auth.add_subparsers(dest="auth_command", required=True)
+    new_token = auth_commands.add_parser("new-token", help="print a new token and the config entry with its hash")
+    new_token.add_argument("--name", default="client", help="who will hold it (a gateway, a case system)")
+    new_token.add_argument("--role", dest="roles", action="append", choices=["ingest", "subscribe", "admin"])
+    new_token.add_argument("--source", dest="sources", action="append", default=[], help="source id (ingest)")
 
     train = commands.add_parser("train", help="assemble the dataset and train the model (offline, seeded)")
     train.add_argument("--config", type=Path, default=Path("weights/train.yaml"), help="training config YAML")
@@ -83,7 +97,28 @@ def main(argv: list[str] | None = None) -> int:
     evaluate.add_argument("--device", default="cpu", help="'cpu' or a CUDA index")
     evaluate.add_argument("--json", action="store_true", help="print the report as JSON")
 
+    demo = commands.add_parser("demo", help="the whole product on simulated streets: stream, incidents, report")
+    demo.add_argument("--out", type=Path, default=Path("demo-data"), help="store, scores and report.html go here")
+    demo.add_argument("--cache", type=Path, default=Path(".cache/demo"), help="rendered scenarios are kept here")
+    demo.add_argument("--seed", type=int, default=0, help="simulator seed")
+    demo.add_argument("--weights", type=Path, help="model checkpoint (default: the committed weights)")
+    demo.add_argument("--minutes", type=float, help="shorten each scenario to this many minutes (default: whole)")
+    demo.add_argument("--fps", type=float, default=2.0, help="frames per second rendered and streamed")
+    demo.add_argument("--size", default="960x540", help="rendered frame size WxH")
+
+    from detector.bench import cli as bench_cli
+    from detector.sim import cli as sim_cli
+
+    sim_cli.add_commands(commands)
+    bench_cli.add_commands(commands)
+
     args = parser.parse_args(argv)
+    if args.command == "sim":
+        return sim_cli.run(args)
+    if args.command == "bench":
+        return bench_cli.run(args)
+    if args.command == "demo":
+        return _demo(args)
     if args.command == "serve":
         return _serve(args)
     if args.command == "subscribe":
@@ -92,11 +127,37 @@ def main(argv: list[str] | None = None) -> int:
         return _incidents(args)
     if args.command == "train":
         return _train(args)
+    if args.command == "auth":
+        return _new_token(args)
     if args.command == "eval":
         return _eval(args)
     if args.command == "srt":
         return _srt(args)
     return _replay(args)
+
+
+def _add_client_security(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--token", help="bearer token (default: $STREETWATCH_TOKEN; the flag shows in `ps`)")
+    parser.add_argument("--tls-ca", type=Path, help="CA certificate (PEM) that signed the service's: use TLS")
+    parser.add_argument("--tls-cert", type=Path, help="client certificate (PEM), when the service requires mTLS")
+    parser.add_argument("--tls-key", type=Path, help="key of --tls-cert (PEM)")
+
+
+def _security(args: argparse.Namespace) -> ChannelSecurity:
+    from detector.api.client import ChannelSecurity
+
+    return ChannelSecurity.from_flags(args.token, args.tls_ca, args.tls_cert, args.tls_key)
+
+
+def _new_token(args: argparse.Namespace) -> int:
+    from detector.api.auth import new_token
+
+    token, digest = new_token()
+    entry = {"name": args.name, "sha256": digest, "roles": args.roles or ["ingest"], "sources": args.sources}
+    print(f"token (give it to {args.name}; it is not stored anywhere): {token}")
+    print("add under auth.tokens in the service config:")
+    print(f"  - {json.dumps(entry)}")
+    return 0
 
 
 def _srt(args: argparse.Namespace) -> int:
@@ -118,11 +179,23 @@ def _subscribe(args: argparse.Namespace) -> int:
 
     try:
         asyncio.run(
-            subscribe(args.target, args.consumer, args.after, args.ack, emit, args.max_events, args.idle_timeout)
+            subscribe(
+                args.target,
+                args.consumer,
+                args.after,
+                args.ack,
+                emit,
+                args.max_events,
+                args.idle_timeout,
+                _security(args),
+            )
         )
     except grpc.aio.AioRpcError as exc:
         print(f"detector subscribe: the service answered {exc.code().name}: {exc.details()}", file=sys.stderr)
         return 1
+    except (ValueError, OSError) as exc:  # unusable --tls-* files, or a token that would go out in plain text
+        print(f"detector subscribe: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         pass
     return 0
@@ -135,9 +208,9 @@ def _incidents(args: argparse.Namespace) -> int:
 
     try:
         if args.incidents_command == "show":
-            print(incident_json(asyncio.run(get_incident(args.target, args.incident_id))))
+            print(incident_json(asyncio.run(get_incident(args.target, args.incident_id, _security(args)))))
         else:
-            for incident in asyncio.run(list_incidents(args.target, args.state, 200)):
+            for incident in asyncio.run(list_incidents(args.target, args.state, 200, _security(args))):
                 state = "OPEN" if incident.state == 1 else "CLEARED"
                 print(
                     f"{incident.incident_id} {state:7} opened×{incident.opened_count} {event_line(incident.last_event)}"
@@ -145,7 +218,34 @@ def _incidents(args: argparse.Namespace) -> int:
     except grpc.aio.AioRpcError as exc:
         print(f"detector incidents: the service answered {exc.code().name}: {exc.details()}", file=sys.stderr)
         return 1
+    except (ValueError, OSError) as exc:
+        print(f"detector incidents: {exc}", file=sys.stderr)
+        return 2
     return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from detector.config import DEFAULT_WEIGHTS
+    from detector.demo.run import DemoSettings, run_demo
+    from detector.logs import setup_logging
+
+    setup_logging("WARNING", json_format=False)
+    try:
+        width, height = (int(v) for v in args.size.lower().split("x"))
+    except ValueError:
+        print(f"detector demo: --size must be WxH, e.g. 960x540, got {args.size!r}", file=sys.stderr)
+        return 2
+    settings = DemoSettings(
+        out_dir=args.out,
+        cache_dir=args.cache,
+        seed=args.seed,
+        fps=args.fps,
+        width=width,
+        height=height,
+        weights=args.weights or DEFAULT_WEIGHTS,
+        minutes=args.minutes,
+    )
+    return asyncio.run(run_demo(settings))
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -159,7 +259,9 @@ def _train(args: argparse.Namespace) -> int:
     except (OSError, ValidationError, ValueError) as exc:
         print(f"detector train: {args.config}: {exc}", file=sys.stderr)
         return 2
-    checkpoint = train(config, resume=args.resume)
+    from detector.sim.composite import render_composites
+
+    checkpoint = train(config, resume=args.resume, render_sim=render_composites)
     print(f"detector train: best checkpoint written to {checkpoint}")
     return 0
 
@@ -233,9 +335,10 @@ def _replay(args: argparse.Namespace) -> int:
                 srt=args.srt,
                 srt_offset_s=args.srt_offset,
                 upload=args.upload,
+                security=_security(args),
             )
         )
-    except (VideoError, SrtParseError) as exc:
+    except (VideoError, SrtParseError, ValueError, OSError) as exc:
         print(f"detector replay: {exc}", file=sys.stderr)
         return 2
     except grpc.aio.AioRpcError as exc:

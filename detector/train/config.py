@@ -57,6 +57,11 @@ class TrainConfig(BaseModel):
     workers: int = Field(2, ge=0, description="Data loader workers.")
     device: str = Field("auto", description="'auto' (cuda:0 if present, else cpu), 'cpu' or a CUDA index.")
     patience: int = Field(100, gt=0, description="Stop after this many epochs without improvement.")
+    optimizer: Literal["auto", "SGD", "AdamW", "Adam"] = Field(
+        "auto", description="Ultralytics optimizer; 'auto' picks a tiny AdamW rate for short runs."
+    )
+    lr0: float = Field(0.01, gt=0.0, description="Initial learning rate (ignored by optimizer 'auto').")
+    warmup_epochs: float = Field(3.0, ge=0.0, description="Learning-rate warm-up in epochs.")
     cache: Literal["ram", "disk", "none"] = Field("ram", description="Image cache for the data loader.")
     classes: list[str] = Field(description="Unified class list, in class-id order.")
     near_duplicate_max_hamming: int = Field(
