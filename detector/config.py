@@ -64,8 +64,13 @@ class ServerSettings(_Section):
 
 class ModelSettings(_Section):
     weights: Path = Field(DEFAULT_WEIGHTS, description="Model weights (.pt for torch, .onnx for onnx).")
-    backend: Literal["torch", "onnx", "colour-blobs"] = Field(
-        "torch", description="Inference engine: torch (.pt), onnx (.onnx), colour-blobs (scripted runs)."
+    backend: Literal["auto", "torch", "onnx", "colour-blobs"] = Field(
+        "auto",
+        description="Inference engine: auto (onnx on the CPU, torch on CUDA), torch (.pt), onnx (.onnx, or a .pt "
+        "exported once into export_dir), colour-blobs (scripted runs).",
+    )
+    export_dir: Path = Field(
+        REPO_ROOT / ".cache" / "engines", description="Where exported engines (ONNX) are cached, per weights hash."
     )
     device: str = Field("auto", description="'auto' (first CUDA GPU, else CPU), 'cpu', 'cuda' or 'cuda:N'.")
     imgsz: int = Field(320, ge=32, le=4096, description="Model input size (longest side), pixels.")
@@ -202,6 +207,7 @@ def _resolve_relative_paths(data: dict[str, Any], base: Path) -> None:
     tls = server.get("tls") if isinstance(server, dict) else None
     for node, key in (
         (data.get("model"), "weights"),
+        (data.get("model"), "export_dir"),
         (data.get("store"), "data_dir"),
         (data.get("ingest"), "upload_dir"),
         (tls, "cert_file"),

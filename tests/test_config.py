@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from detector.config import ConfigError, load_config
+from detector.config import DEFAULT_WEIGHTS, ConfigError, load_config
 
 
 def test_embedded_defaults_serve_on_loopback_with_the_committed_model() -> None:
     config = load_config(None, environ={})
     assert (config.server.host, config.server.port) == ("127.0.0.1", 50051)
-    assert config.model.weights.name == "streetwatch-v0.pt" and config.model.weights.is_file()
+    assert config.model.weights == DEFAULT_WEIGHTS and config.model.weights.is_file()
 
 
 def test_layers_override_in_order(tmp_path: Path) -> None:

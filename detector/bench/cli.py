@@ -10,11 +10,12 @@ import argparse
 import sys
 from pathlib import Path
 
+from detector.config import DEFAULT_WEIGHTS
+
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_OUT = REPO / "benchmarks" / "results"
 DEFAULT_CACHE = REPO / ".cache" / "bench"
 DEFAULT_DATASETS = REPO.parent / "shared" / "datasets"
-DEFAULT_WEIGHTS = REPO / "weights" / "streetwatch-v0.pt"
 
 
 def _ints(text: str) -> tuple[int, ...]:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from detector.bench.backends import Agreement, check_agreement, onnx_weights
+from detector.bench.backends import Agreement, check_agreement
 from detector.bench.baseline import PredictSettings, run_baseline
 from detector.bench.bound import BoundResult, engine_bound
 from detector.bench.breakdown import Bottleneck, Breakdown, breakdown, find_bottleneck
@@ -25,6 +25,7 @@ from detector.bench.service_load import LoadResult, LoadSettings, ServiceProcess
 from detector.bench.stats import Latency, batch_histogram, frames_per_s, in_window, steady_window
 from detector.config import ConfigError, load_config
 from detector.inference.engine import EngineSettings, build_engine
+from detector.inference.onnx_export import onnx_weights
 
 BASELINE = "ultralytics-predict"
 
@@ -224,6 +225,8 @@ def _service_runs(
         f"model.conf={s.conf}",
         f"model.iou={s.iou}",
         f"store.data_dir={work_dir / 'store'}",
+        # Every bench stream comes from one loopback client; the per-client cap (16 by default) would refuse them.
+        f"server.max_streams_per_client={max(s.streams)}",
         *s.service_overrides,
         *variant_sets,
     ]

@@ -30,6 +30,7 @@ class EngineSettings:
     iou: float = 0.7
     max_det: int = 300
     half: bool = True  # fp16 on CUDA; ignored on the CPU
+    export_dir: Path = Path(".cache/engines")  # where backends that convert the weights keep the result
 
 
 @dataclass

@@ -6,6 +6,7 @@ batched letterbox over frames of mixed sizes and mapping boxes back per frame.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Sequence
 
@@ -106,6 +107,14 @@ def _torch_engine(settings: EngineSettings) -> Engine:
 
 @register_engine("onnx")
 def _onnx_engine(settings: EngineSettings) -> Engine:
-    if settings.weights.suffix != ".onnx":
-        raise EngineError(f"the onnx backend needs an .onnx file, got {settings.weights}")
-    return YoloEngine(settings, "onnx")
+    """An .onnx file as given, or a .pt checkpoint exported once into ``settings.export_dir``."""
+    weights = settings.weights
+    if not weights.is_file():
+        raise EngineError(f"weights file not found: {weights}")
+    if weights.suffix == ".pt":
+        from detector.inference.onnx_export import onnx_weights
+
+        weights = onnx_weights(weights, settings.imgsz, settings.export_dir)
+    elif weights.suffix != ".onnx":
+        raise EngineError(f"the onnx backend needs an .onnx file or a .pt checkpoint to export, got {weights}")
+    return YoloEngine(dataclasses.replace(settings, weights=weights), "onnx")

@@ -24,6 +24,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from detector.api._gen.streetwatch.v1 import ingest_pb2 as pb
 from detector.api._gen.streetwatch.v1 import ingest_pb2_grpc
 from detector.api.client import make_frame
+from detector.config import DEFAULT_WEIGHTS
 from detector.types import DeliveryMode
 from tests.conftest import jpeg
 
@@ -190,7 +191,7 @@ def test_replay_streams_a_video_file_and_prints_a_summary(serve_process, street_
     assert everything.returncode == 0, everything.stderr
     summary = json.loads(everything.stdout)
     assert summary["frames_sent"] == n == summary["results"] == summary["frames_ok"]
-    assert summary["detections"] > 0 and summary["model"].startswith("streetwatch-v0@")
+    assert summary["detections"] > 0 and summary["model"].startswith(f"{DEFAULT_WEIGHTS.stem}@")
 
     sampled = subprocess.run([*cmd, "--fps", "2", "--source-id", "cam-2"], capture_output=True, text=True, timeout=120)
     assert sampled.returncode == 0, sampled.stderr

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
@@ -69,7 +71,7 @@ def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
 
 
 def test_engine_reports_model_identity(engine):
-    assert engine.name == "streetwatch-v0"
+    assert engine.name == DEFAULT_WEIGHTS.stem  # the checkpoint's file name, e.g. streetwatch-v2
     assert len(engine.version) == 12 and int(engine.version, 16) >= 0
     assert engine.class_names[:4] == ["garbage", "garbage_bin", "overflow", "pothole"]
     assert engine.device == "cpu"
@@ -80,12 +82,13 @@ def test_engine_reports_model_identity(engine):
     [
         ("torch", "missing.pt", "weights file not found"),
         ("tensorrt-9", str(DEFAULT_WEIGHTS), "unknown engine backend 'tensorrt-9'"),
-        ("onnx", str(DEFAULT_WEIGHTS), "needs an .onnx file"),
+        ("onnx", str(DEFAULT_WEIGHTS.parent / "train.yaml"), "needs an .onnx file or a .pt checkpoint"),
+        ("onnx", "missing.pt", "weights file not found"),
     ],
 )
 def test_bad_engine_settings_fail_with_a_clear_message(backend, weights, message, tmp_path):
     with pytest.raises(EngineError, match=message):
-        path = tmp_path / weights if weights == "missing.pt" else DEFAULT_WEIGHTS
+        path = tmp_path / weights if weights == "missing.pt" else Path(weights)
         build_engine(backend, EngineSettings(weights=path))
 
 
