@@ -105,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--minutes", type=float, help="shorten each scenario to this many minutes (default: whole)")
     demo.add_argument("--fps", type=float, default=2.0, help="frames per second rendered and streamed")
     demo.add_argument("--size", default="960x540", help="rendered frame size WxH")
+    demo.add_argument("--imgsz", type=int, default=640, help="model input size the demo's service runs at")
 
     from detector.bench import cli as bench_cli
     from detector.sim import cli as sim_cli
@@ -244,6 +245,7 @@ def _demo(args: argparse.Namespace) -> int:
         height=height,
         weights=args.weights or DEFAULT_WEIGHTS,
         minutes=args.minutes,
+        imgsz=args.imgsz,
     )
     return asyncio.run(run_demo(settings))
 

@@ -45,6 +45,9 @@ class DemoSettings:
     weights: Path = DEFAULT_WEIGHTS
     consumer: str = "demo-case-system"
     minutes: float | None = None  # None: each scenario's own length (10 min market street, the whole flight)
+    # The model trained at 320 px, but the simulated stalls are 20-30 px wide in a 960 px frame: at 640 px input
+    # it finds them far more often (weights/MODEL_CARD.md), and a 2-fps demo has the CPU time for it.
+    imgsz: int = 640
 
 
 def scenario_dir(settings: DemoSettings, name: str) -> Path:
@@ -102,7 +105,7 @@ def demo_config(settings: DemoSettings, truths: dict[str, dict[str, Any]], data_
                 "geo": {"camera_profile": {"name": "sim-drone", "focal_35mm_mm": 24.0}},
             }
     document = {
-        "model": {"weights": str(settings.weights.resolve()), "device": "cpu"},
+        "model": {"weights": str(settings.weights.resolve()), "device": "cpu", "imgsz": settings.imgsz},
         "store": {"data_dir": str(data_dir.resolve())},
         "rules": {"sources": sources},
     }

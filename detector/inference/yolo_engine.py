@@ -117,4 +117,7 @@ def _onnx_engine(settings: EngineSettings) -> Engine:
         weights = onnx_weights(weights, settings.imgsz, settings.export_dir)
     elif weights.suffix != ".onnx":
         raise EngineError(f"the onnx backend needs an .onnx file or a .pt checkpoint to export, got {weights}")
-    return YoloEngine(dataclasses.replace(settings, weights=weights), "onnx")
+    engine = YoloEngine(dataclasses.replace(settings, weights=weights), "onnx")
+    # Clients see the configured checkpoint's identity, whichever backend runs it.
+    engine.version = weights_version(settings.weights)
+    return engine

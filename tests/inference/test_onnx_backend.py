@@ -21,6 +21,7 @@ def test_a_pt_checkpoint_is_exported_once_and_gives_torchs_boxes(engine, street_
     onnx = build_engine("onnx", settings)
     exported = list(tmp_path.rglob("*.onnx"))
     assert len(exported) == 1 and onnx.backend == "onnx" and onnx.name == DEFAULT_WEIGHTS.stem
+    assert onnx.version == engine.version, "clients see the checkpoint's version, not the export's"
     stamp = exported[0].stat().st_mtime_ns
     build_engine("onnx", settings)  # the second start reuses the export
     assert exported[0].stat().st_mtime_ns == stamp
