@@ -2,7 +2,8 @@
 
 The geometry is ultralytics' ``LetterBox(auto=True)`` (scale to fit ``imgsz``, pad to a multiple of the stride,
 padding centred), so a batch of same-sized frames is exactly what ``YOLO.predict`` would feed the model. Frames of
-different sizes share one tensor padded to the largest of their shapes.
+different sizes share one tensor padded to the largest of their shapes (the engine avoids that by batching frames
+per letterboxed shape; the benchmark bound uses same-sized frames).
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ from detector.inference.engine import (
     register_engine,
     weights_version,
 )
-from detector.inference.letterbox import letterbox_batch, unplace_boxes
+from detector.inference.letterbox import letterbox_batch, plan, unplace_boxes
 from detector.types import Detections, ImageArray
 
 
@@ -67,7 +67,25 @@ class YoloEngine(Engine):
         return float(torch.cuda.memory_allocated(self._device))
 
     def infer(self, images: Sequence[ImageArray]) -> tuple[list[Detections], BatchTimings]:
+        """Detections per image, in that image's own pixels.
+
+        Frames whose letterboxed shapes differ go through separate forward passes, one per shape: padding a 16:9
+        frame into a portrait frame's square canvas changes what the model sees and moved strong boxes by up to
+        a quarter of their IoU, so a stream's results would depend on which other streams shared its batch.
+        Cameras of one deployment mostly share a shape, so this rarely costs a second pass.
+        """
         timings = BatchTimings()
+        results: list[Detections | None] = [None] * len(images)
+        groups: dict[tuple[int, int], list[int]] = {}
+        for i, im in enumerate(images):
+            _, canvas = plan((im.shape[0], im.shape[1]), self._settings.imgsz, self._stride)
+            groups.setdefault(canvas, []).append(i)
+        for indices in groups.values():
+            for i, dets in zip(indices, self._infer_same_shape([images[i] for i in indices], timings), strict=True):
+                results[i] = dets
+        return [r for r in results if r is not None], timings
+
+    def _infer_same_shape(self, images: Sequence[ImageArray], timings: BatchTimings) -> list[Detections]:
         t0 = time.perf_counter()
         tensor, placements = letterbox_batch(images, self._settings.imgsz, self._stride, self._device, self._half)
         t1 = time.perf_counter()
@@ -94,10 +112,10 @@ class YoloEngine(Engine):
                     )
                 )
         t3 = time.perf_counter()
-        timings.preprocess_ms = (t1 - t0) * 1e3
-        timings.forward_ms = (t2 - t1) * 1e3
-        timings.postprocess_ms = (t3 - t2) * 1e3
-        return results, timings
+        timings.preprocess_ms += (t1 - t0) * 1e3
+        timings.forward_ms += (t2 - t1) * 1e3
+        timings.postprocess_ms += (t3 - t2) * 1e3
+        return results
 
 
 @register_engine("torch")

@@ -51,23 +51,13 @@ def test_frames_of_different_sizes_in_one_batch_get_boxes_in_their_own_pixels(en
     for im, dets in zip(variants, batched, strict=True):
         alone = engine.infer([im])[0][0]
         h, w = im.shape[:2]
+        assert len(alone) > 0, f"the model finds nothing in the {w}x{h} variant; the comparison would be empty"
         assert np.all(dets.xyxy[:, [0, 2]] <= w) and np.all(dets.xyxy[:, [1, 3]] <= h)
-        # Sharing a larger padded tensor moves the image inside it, which changes the convolution borders a
-        # little; the strong boxes must survive unchanged within a few pixels.
-        strong = alone.confidence > 0.3
-        for box in alone.xyxy[strong]:
-            ious = _iou(box, dets.xyxy)
-            assert ious.size and ious.max() > 0.9, f"box {box} of a {w}x{h} frame was lost in a mixed batch"
-
-
-def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    x1 = np.maximum(box[0], boxes[:, 0])
-    y1 = np.maximum(box[1], boxes[:, 1])
-    x2 = np.minimum(box[2], boxes[:, 2])
-    y2 = np.minimum(box[3], boxes[:, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area = (box[2] - box[0]) * (box[3] - box[1]) + (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    return inter / np.maximum(area - inter, 1e-9)
+        # A frame's boxes must not depend on which other streams' frames shared its batch.
+        assert len(dets) == len(alone), f"{w}x{h}: {len(dets)} boxes in a mixed batch, {len(alone)} alone"
+        np.testing.assert_allclose(dets.xyxy, alone.xyxy, atol=0.5)
+        np.testing.assert_allclose(dets.confidence, alone.confidence, atol=1e-3)
+        np.testing.assert_array_equal(dets.class_id, alone.class_id)
 
 
 def test_engine_reports_model_identity(engine):

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from detector.config import DEFAULT_WEIGHTS
@@ -45,7 +46,13 @@ def test_eval_scores_true_labels_far_above_displaced_ones(tmp_path):
     true = evaluate(DEFAULT_WEIGHTS, _mini_dataset(tmp_path / "true", 24))
     wrong = evaluate(DEFAULT_WEIGHTS, _mini_dataset(tmp_path / "wrong", 24, displace=True))
     assert true.images == wrong.images == 24
-    assert [c.name for c in true.classes] == ["garbage", "garbage_bin", "overflow", "pothole"]
+    # The table covers the model's whole class list (read back from the checkpoint); classes the data.yaml does
+    # not label are listed with no instances and zero scores.
+    model_names = list(torch.load(DEFAULT_WEIGHTS, map_location="cpu", weights_only=False)["model"].names.values())
+    assert [c.name for c in true.classes] == [c.name for c in wrong.classes] == model_names
+    assert model_names[:3] == list(NAMES.values())
+    for c in true.classes[len(NAMES) :]:
+        assert c.instances == 0 and c.map50 == 0.0, c
     assert sum(c.instances for c in true.classes) == sum(c.instances for c in wrong.classes) > 0
     assert true.map50 > 0.05 and wrong.map50 < 0.01, (true.map50, wrong.map50)
     assert 0.0 <= true.map50_95 <= true.map50 <= 1.0
@@ -82,9 +89,6 @@ def test_train_writes_a_checkpoint_with_the_unified_names_and_eval_reads_it(tmp_
     assert trained.returncode == 0, trained.stderr[-3000:]
     checkpoint = tmp_path / "tiny.pt"
     assert f"best checkpoint written to {checkpoint}" in trained.stdout
-
-    import torch
-
     names = torch.load(checkpoint, map_location="cpu", weights_only=False)["model"].names
     assert names == {0: "garbage", 1: "garbage_bin", 2: "overflow", 3: "pothole"}
     summary = json.loads(checkpoint.with_suffix(".train.json").read_text())
