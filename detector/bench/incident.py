@@ -40,6 +40,7 @@ from detector.api._gen.streetwatch.v1 import ingest_pb2 as pb
 from detector.api.client import IngestClient, encode_jpeg, make_frame
 from detector.bench.backends import iou
 from detector.bench.stats import Latency
+from detector.inference.engine import EngineError
 from detector.types import DeliveryMode, ImageArray
 
 Box = tuple[float, float, float, float]
@@ -272,7 +273,7 @@ def run_incident_command(args: argparse.Namespace) -> int:
             overrides = [f"store.data_dir={work / 'store-incident'}", *args.overrides]
             with ServiceProcess(overrides, work / "serve-incident.log", args.config) as service:
                 report = asyncio.run(measure_incident_latency(scenario, service.target, args.speed))
-    except (ScenarioError, ServiceStartError) as exc:
+    except (ScenarioError, ServiceStartError, EngineError) as exc:
         print(f"detector bench incident-latency: {exc}", file=sys.stderr)
         return 2
     machine = machine_info(device)
@@ -283,9 +284,13 @@ def run_incident_command(args: argparse.Namespace) -> int:
     }
     written = write_incident_report(report, results_dir(args.out, machine, device), extra)
     total = report.total
+    measured = (
+        f"p50 {total.p50_ms / 1e3:.2f} s, p95 {total.p95_ms / 1e3:.2f} s over {len(report.latencies)} incidents"
+        if report.latencies
+        else "no incident opened for a truth object, so no latency"
+    )
     print(
-        f"incident latency ({scenario.folder.name}): p50 {total.p50_ms / 1e3:.2f} s, p95 {total.p95_ms / 1e3:.2f} s "
-        f"over {len(report.latencies)} incidents; {len(report.never_opened)} objects never opened, "
+        f"incident latency ({scenario.folder.name}): {measured}; {len(report.never_opened)} objects never opened, "
         f"{len(report.unmatched_events)} events matched no object"
     )
     for path in written:

@@ -87,3 +87,8 @@ def test_a_corrupt_weights_file_is_an_engine_error(tmp_path):
     bad.write_bytes(b"not a checkpoint")
     with pytest.raises(EngineError, match="cannot load weights"):
         build_engine("torch", EngineSettings(weights=bad, device="cpu"))
+
+
+def test_a_device_name_torch_does_not_know_is_an_engine_error_not_a_traceback():
+    with pytest.raises(EngineError, match="unknown device 'cpu-amd-epyc-2c'"):
+        build_engine("torch", EngineSettings(weights=DEFAULT_WEIGHTS, device="cpu-amd-epyc-2c"))
