@@ -78,15 +78,14 @@ class YoloEngine(Engine):
         Cameras of one deployment mostly share a shape, so this rarely costs a second pass.
         """
         timings = BatchTimings()
-        results: list[Detections | None] = [None] * len(images)
         groups: dict[tuple[int, int], list[int]] = {}
         for i, im in enumerate(images):
             _, canvas = plan((im.shape[0], im.shape[1]), self._settings.imgsz, self._stride)
             groups.setdefault(canvas, []).append(i)
+        by_index: dict[int, Detections] = {}
         for indices in groups.values():
-            for i, dets in zip(indices, self._infer_same_shape([images[i] for i in indices], timings), strict=True):
-                results[i] = dets
-        return [r for r in results if r is not None], timings
+            by_index.update(zip(indices, self._infer_same_shape([images[i] for i in indices], timings), strict=True))
+        return [by_index[i] for i in range(len(images))], timings
 
     def _infer_same_shape(self, images: Sequence[ImageArray], timings: BatchTimings) -> list[Detections]:
         t0 = time.perf_counter()
