@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from detector.api.auth import AuthSettings
+from detector.inference.tiling import TilingSettings
 from detector.rules.config import RulesConfig
 from detector.tracking.config import TrackerConfig
 
@@ -141,6 +142,9 @@ class ServiceConfig(_Section):
     server: ServerSettings = Field(default_factory=ServerSettings, description="gRPC server.")
     model: ModelSettings = Field(default_factory=ModelSettings, description="Detection model.")
     batching: BatchingSettings = Field(default_factory=BatchingSettings, description="Batcher and fairness.")
+    tiling: TilingSettings = Field(
+        default_factory=TilingSettings, description="Tiled inference of high-resolution frames, per source."
+    )
     ingest: IngestSettings = Field(default_factory=IngestSettings, description="Frame decoding and limits.")
     logging: LoggingSettings = Field(default_factory=LoggingSettings, description="Logs.")
     auth: AuthSettings = Field(default_factory=AuthSettings, description="Bearer tokens and roles (off by default).")

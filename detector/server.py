@@ -23,6 +23,7 @@ from detector.config import ServerSettings, ServiceConfig
 from detector.incidents import IncidentStage
 from detector.inference.batcher import BatcherSettings, BatchRecord, InferenceCore
 from detector.inference.engine import Engine, EngineSettings, build_engine
+from detector.inference.tiling import TilingPolicy
 from detector.ingest.decode import ImageLimits
 from detector.metrics import ServiceMetrics
 from detector.rules import RulesEngine, SourceLocator
@@ -304,7 +305,10 @@ async def start_service(config: ServiceConfig, engine: Engine | None = None) -> 
 
     b = config.batching
     core = InferenceCore(
-        engine, BatcherSettings(b.max_batch, b.max_wait_ms, b.max_per_source, b.queue_size), on_batch=on_batch
+        engine,
+        BatcherSettings(b.max_batch, b.max_wait_ms, b.max_per_source, b.queue_size),
+        on_batch=on_batch,
+        tiling=TilingPolicy(config.tiling, config.model.imgsz),
     )
     metrics.queue_depth.set_function(lambda: sum(core.queue_depths().values()))
     metrics.store_backlog.set_function(lambda: stage.backlog)

@@ -3,8 +3,11 @@
 - Every source has its own bounded queue. A LIVE frame that finds it full pushes out the oldest queued frame of
   that source (which completes as DROPPED); a LOSSLESS frame waits for room, and so holds back its sender.
 - A batch is cut when it holds ``max_batch`` frames or when its oldest frame has waited ``max_wait_ms``.
-- Batches are filled round-robin over the sources that have frames, at most ``max_per_source`` frames of one
+- Batches are filled round-robin over the sources that have frames, at most ``max_per_source`` items of one
   source per batch, starting after the source served first last time, so no stream can starve the others.
+- A tiled source's frame (tiling.py) is several items, its tiles and its whole-frame pass; they enter batches as
+  separate items counted against their source, and the frame completes when its last item has run, with the
+  boxes of all its items merged into the frame's own pixels. An untiled frame is one item, run as it is.
 
 Submitters live on an asyncio loop; the worker is a thread, because the engine blocks.
 """
@@ -21,6 +24,7 @@ from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 
 from detector.inference.engine import BatchTimings, Engine
+from detector.inference.tiling import Tile, TilingPolicy, TilingSettings, merge_tiles
 from detector.types import DeliveryMode, Detections, Frame
 
 
@@ -52,9 +56,20 @@ class Inference:
 
 @dataclass
 class _Job:
+    """One frame in the core: its items (tiles, or the whole frame alone) and the results gathered so far."""
+
     frame: Frame
     enqueued: float
+    tiles: list[Tile]
     future: Future[Inference] = field(default_factory=Future)
+    taken: int = 0  # items handed to batches so far
+    results: dict[int, Detections] = field(default_factory=dict)
+    timings: BatchTimings = field(default_factory=BatchTimings)
+    started: float | None = None
+
+    @property
+    def waiting_items(self) -> int:
+        return len(self.tiles) - self.taken
 
 
 @dataclass
@@ -80,9 +95,11 @@ class InferenceCore:
         settings: BatcherSettings,
         on_batch: Callable[[BatchRecord], None] | None = None,
         on_drop: Callable[[str], None] | None = None,
+        tiling: TilingPolicy | None = None,
     ) -> None:
         self.engine = engine
         self.settings = settings
+        self.tiling = tiling or TilingPolicy(TilingSettings(), imgsz=640)
         self._on_batch = on_batch
         self._on_drop = on_drop
         self._lock = threading.Condition()
@@ -97,23 +114,28 @@ class InferenceCore:
     async def submit(self, frame: Frame, mode: DeliveryMode) -> Inference:
         """Queue a frame and wait for its result. Raises FrameDropped or CoreStopped."""
         loop = asyncio.get_running_loop()
+        height, width = frame.image.shape[:2]
+        tiles = self.tiling.tiles(frame.source_id, height, width)
         while True:
             with self._lock:
                 if not self._accepting:
                     raise CoreStopped("the inference core is draining")
                 queue = self._queues.setdefault(frame.source_id, _SourceQueue())
                 if len(queue.jobs) < self.settings.queue_size:
-                    job = _Job(frame, time.perf_counter())
+                    job = _Job(frame, time.perf_counter(), tiles)
                     queue.jobs.append(job)
                     self._lock.notify_all()
                     break
                 if mode is DeliveryMode.LIVE:
-                    oldest = queue.jobs.popleft()
+                    # The oldest frame none of whose items has run yet; a frame already partly run (a tiled
+                    # frame whose first tiles are in a batch) is dropped only when it is the only one queued.
+                    oldest = next((j for j in queue.jobs if j.taken == 0), queue.jobs[0])
+                    queue.jobs.remove(oldest)
                     queue.dropped_total += 1
                     _fail(oldest.future, FrameDropped(f"frame {oldest.frame.seq} replaced by a newer one"))
                     if self._on_drop is not None:
                         self._on_drop(frame.source_id)
-                    job = _Job(frame, time.perf_counter())
+                    job = _Job(frame, time.perf_counter(), tiles)
                     queue.jobs.append(job)
                     self._lock.notify_all()
                     break
@@ -128,6 +150,7 @@ class InferenceCore:
             return 0 if queue is None else queue.dropped_total
 
     def queue_depths(self) -> dict[str, int]:
+        """Frames queued per source (a tiled frame counts once until its last item is in a batch)."""
         with self._lock:
             return {source: len(q.jobs) for source, q in self._queues.items()}
 
@@ -174,7 +197,7 @@ class InferenceCore:
             while True:
                 if not self._running:
                     return None
-                pending = sum(len(q.jobs) for q in self._queues.values())
+                pending = sum(j.waiting_items for q in self._queues.values() for j in q.jobs)
                 if pending:
                     oldest = min(q.jobs[0].enqueued for q in self._queues.values() if q.jobs)
                     wait_left = oldest + max_wait_s - time.perf_counter()
@@ -185,12 +208,13 @@ class InferenceCore:
                     self._lock.wait()
 
     def _fill_target(self) -> int:
-        """Frames that make a full batch, given the per-source cap and the sources that have frames."""
+        """Items that make a full batch, given the per-source cap and the sources that have frames."""
         active = sum(1 for q in self._queues.values() if q.jobs)
         return min(self.settings.max_batch, active * self.settings.max_per_source)
 
-    def _take_round_robin(self) -> list[_Job]:
-        batch: list[_Job] = []
+    def _take_round_robin(self) -> list[tuple[_Job, int]]:
+        """Items as (frame, tile index); a frame leaves its queue when its last item is taken."""
+        batch: list[tuple[_Job, int]] = []
         taken: dict[str, int] = {}
         order = [source for source, q in self._queues.items() if q.jobs]
         progress = True
@@ -199,7 +223,11 @@ class InferenceCore:
             for source in order:
                 queue = self._queues[source]
                 if queue.jobs and taken.get(source, 0) < self.settings.max_per_source:
-                    batch.append(queue.jobs.popleft())
+                    head = queue.jobs[0]
+                    batch.append((head, head.taken))
+                    head.taken += 1
+                    if head.waiting_items == 0:
+                        queue.jobs.popleft()
                     taken[source] = taken.get(source, 0) + 1
                     progress = True
                     if len(batch) == self.settings.max_batch:
@@ -226,23 +254,56 @@ class InferenceCore:
         for loop, waiter in waiters:
             loop.call_soon_threadsafe(_resolve, waiter)
 
-    def _execute(self, batch: list[_Job]) -> None:
+    def _execute(self, batch: list[tuple[_Job, int]]) -> None:
         # A caller that went away (a gateway dropping its stream) cancels its future; skip its frame, and mark
-        # the rest running so that a late cancel cannot make set_result fail and kill this worker.
-        batch = [job for job in batch if job.future.set_running_or_notify_cancel()]
+        # the rest running so that a late cancel cannot make set_result fail and kill this worker. A frame
+        # dropped (LIVE) after some of its tiles were taken is done already: its remaining tiles are skipped.
+        batch = [(job, i) for job, i in batch if _claim(job.future)]
         if not batch:
             return
         started = time.perf_counter()
         try:
-            results, timings = self.engine.infer([job.frame.image for job in batch])
+            results, timings = self.engine.infer([job.tiles[i].crop(job.frame.image) for job, i in batch])
         except Exception as exc:  # a failing batch must fail its frames, not the worker
-            for job in batch:
-                job.future.set_exception(exc)
+            for job, _ in batch:
+                _fail(job.future, exc)
             return
-        for job, detections in zip(batch, results, strict=True):
-            job.future.set_result(Inference(detections, (started - job.enqueued) * 1e3, timings, len(batch)))
+        for (job, i), detections in zip(batch, results, strict=True):
+            if job.started is None:
+                job.started = started
+                job.timings = timings
+            elif job.timings is not timings:
+                job.timings = _add(job.timings, timings)
+            job.results[i] = detections
+            if len(job.results) == len(job.tiles) and not job.future.done():
+                height, width = job.frame.image.shape[:2]
+                merged = merge_tiles(
+                    [(job.tiles[k], job.results[k]) for k in range(len(job.tiles))],
+                    height,
+                    width,
+                    self.tiling.settings.match_ios,
+                )
+                with contextlib.suppress(InvalidStateError):  # dropped (LIVE) or cancelled meanwhile
+                    job.future.set_result(
+                        Inference(merged, (job.started - job.enqueued) * 1e3, job.timings, len(batch))
+                    )
         if self._on_batch is not None:
-            self._on_batch(BatchRecord(len(batch), len({j.frame.source_id for j in batch}), timings))
+            self._on_batch(BatchRecord(len(batch), len({j.frame.source_id for j, _ in batch}), timings))
+
+
+def _claim(future: Future[Inference]) -> bool:
+    """True if the frame still wants results: marks it running on its first item (only this worker does)."""
+    if future.running():
+        return True
+    if future.done():
+        return False
+    return future.set_running_or_notify_cancel()
+
+
+def _add(a: BatchTimings, b: BatchTimings) -> BatchTimings:
+    return BatchTimings(
+        a.preprocess_ms + b.preprocess_ms, a.forward_ms + b.forward_ms, a.postprocess_ms + b.postprocess_ms
+    )
 
 
 def _fail(future: Future[Inference], exc: Exception) -> None:

@@ -53,13 +53,17 @@ def _names_of(folder: Path) -> dict[int, str]:
     return {}
 
 
-def list_backgrounds(folders: list[Path], classes: list[str]) -> list[Background]:
+def list_backgrounds(
+    folders: list[Path], classes: list[str], exclude: frozenset[Path] = frozenset()
+) -> list[Background]:
     out = []
     for folder in folders:
         if not folder.is_dir():
             raise ValueError(f"background folder {folder} does not exist")
         class_map = {i: classes.index(n) for i, n in _names_of(folder).items() if n in classes}
         for image in sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES):
+            if image.resolve() in exclude:
+                continue
             label = Path(str(image.with_suffix(".txt")).replace("/images/", "/labels/"))
             out.append(Background(image, read_yolo_label(label, class_map)))
     if folders and not out:
@@ -128,15 +132,25 @@ def _kept_background_labels(labels: list[YoloBox], ids: np.ndarray) -> list[Yolo
     return kept
 
 
-def render_composites(source: SimSource, classes: list[str], out: Path, progress: bool = True) -> list[LabelledImage]:
-    """Render ``source.images`` composites of ``source.classes`` into ``out``; labels use ``classes`` ids."""
+def render_composites(
+    source: SimSource,
+    classes: list[str],
+    out: Path,
+    exclude: frozenset[Path] = frozenset(),
+    progress: bool = True,
+) -> list[LabelledImage]:
+    """Render ``source.images`` composites of ``source.classes`` into ``out``; labels use ``classes`` ids.
+
+    ``exclude``: background photos never to use (the validation images of the real sources, so that no
+    validation photo is trained on under rendered objects).
+    """
     unknown = sorted(set(source.classes) - set(objects.LABELLED))
     if unknown:
         raise ValueError(f"the simulator cannot draw {unknown}; it draws {list(objects.LABELLED)}")
     missing = sorted(set(source.classes) - set(classes))
     if missing:
         raise ValueError(f"classes {missing} of source {source.name!r} are not in the unified class list {classes}")
-    backgrounds = list_backgrounds(source.backgrounds, classes)
+    backgrounds = list_backgrounds(source.backgrounds, classes, exclude)
     for sub in ("images", "labels"):
         (out / sub).mkdir(parents=True, exist_ok=True)
     if backgrounds:

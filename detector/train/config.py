@@ -22,6 +22,11 @@ class YoloSource(BaseModel):
         False, description="Validate on the dataset's own val split (near-duplicates of it leave train)."
     )
     val_fraction: float = Field(0.15, ge=0.0, lt=1.0, description="Share of image groups held out for val.")
+    copy_separator: str | None = Field(
+        None,
+        description="Images whose names share the part before this string (e.g. '.rf.', Roboflow's augmented "
+        "copies of one scene) are grouped like near-duplicates: all in train or all in val.",
+    )
 
 
 class SimSource(BaseModel):
@@ -40,6 +45,23 @@ class SimSource(BaseModel):
     classes: list[str] = Field(description="Unified classes this source draws objects of.")
     val_fraction: float = Field(0.15, ge=0.0, lt=1.0, description="Share of composites held out for val.")
     seed: int = Field(0, description="Seed of the composite generator.")
+
+
+class Augment(BaseModel):
+    """Ultralytics' augmentation settings that the mix of views decides (the rest keep ultralytics' defaults).
+
+    They apply to every source alike, so they must be valid for the street-level photos and the nadir tiles at
+    once: no vertical flips or free rotations (a street photo upside down is not a view any camera has).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    fliplr: float = Field(0.5, ge=0.0, le=1.0, description="Probability of a left-right flip.")
+    flipud: float = Field(0.0, ge=0.0, le=1.0, description="Probability of an up-down flip.")
+    degrees: float = Field(0.0, ge=0.0, le=180.0, description="Random rotation range, +/- degrees.")
+    scale: float = Field(0.5, ge=0.0, lt=1.0, description="Random scale gain, +/- this fraction.")
+    mosaic: float = Field(1.0, ge=0.0, le=1.0, description="Probability of a 4-image mosaic.")
+    close_mosaic: int = Field(10, ge=0, description="Turn mosaic off for this many final epochs.")
 
 
 class TrainConfig(BaseModel):
@@ -62,6 +84,7 @@ class TrainConfig(BaseModel):
     )
     lr0: float = Field(0.01, gt=0.0, description="Initial learning rate (ignored by optimizer 'auto').")
     warmup_epochs: float = Field(3.0, ge=0.0, description="Learning-rate warm-up in epochs.")
+    augment: Augment = Field(default_factory=Augment, description="Augmentation (see Augment).")
     cache: Literal["ram", "disk", "none"] = Field("ram", description="Image cache for the data loader.")
     classes: list[str] = Field(description="Unified class list, in class-id order.")
     near_duplicate_max_hamming: int = Field(

@@ -19,7 +19,7 @@ import yaml
 from tqdm import tqdm
 
 from detector.train.config import SimSource, TrainConfig, YoloSource
-from detector.train.neardup import dhash, group_near_duplicates
+from detector.train.neardup import copy_stem, dhash, group_near_duplicates
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 
@@ -157,7 +157,8 @@ def write_source_val(out: Path, source_name: str, classes: list[str]) -> Path:
     return path
 
 
-SimRenderer = Callable[[SimSource, list[str], Path], list[LabelledImage]]
+# (source, unified classes, output folder, photos that must not be used as backgrounds) -> labelled images
+SimRenderer = Callable[[SimSource, list[str], Path, frozenset[Path]], list[LabelledImage]]
 
 
 def assemble(config: TrainConfig, render_sim: SimRenderer | None = None) -> Path:
@@ -167,6 +168,7 @@ def assemble(config: TrainConfig, render_sim: SimRenderer | None = None) -> Path
         for path in sorted((out / sub).rglob("*"), reverse=True) if (out / sub).exists() else []:
             path.unlink() if not path.is_dir() else path.rmdir()
     reports: list[SplitReport] = []
+    held_out: set[Path] = set()  # validation photos of the sources so far: never a composite's background
     for source in config.sources:
         if isinstance(source, YoloSource):
             images = list_yolo_source(source, config.classes)
@@ -174,16 +176,20 @@ def assemble(config: TrainConfig, render_sim: SimRenderer | None = None) -> Path
         else:
             if render_sim is None:
                 raise ValueError(f"source {source.name!r} needs the simulator's composite renderer")
-            images = render_sim(source, config.classes, config.work_dir / "sim" / source.name)
+            images = render_sim(source, config.classes, config.work_dir / "sim" / source.name, frozenset(held_out))
             val_fraction = source.val_fraction
         hashes = [dhash(i.path) for i in tqdm(images, desc=f"hash {source.name}", unit="img")]
-        groups = group_near_duplicates(hashes, config.near_duplicate_max_hamming)
+        scenes = None
+        if isinstance(source, YoloSource) and source.copy_separator:
+            scenes = [copy_stem(i.path, source.copy_separator) for i in images]
+        groups = group_near_duplicates(hashes, config.near_duplicate_max_hamming, scenes)
         is_val = split_by_group(images, groups, val_fraction, config.seed)
         report = SplitReport(source.name)
         sizes = np.bincount(np.unique(groups, return_inverse=True)[1])
         report.near_duplicate_groups = int((sizes > 1).sum())
         report.images_in_near_duplicate_groups = int(sizes[sizes > 1].sum())
         write_split(out, source.name, images, is_val, report, config.classes)
+        held_out.update(i.path.resolve() for i, val in zip(images, is_val, strict=True) if val)
         write_source_val(out, source.name, config.classes)
         reports.append(report)
     data_yaml = out / "data.yaml"

@@ -20,9 +20,19 @@ def dhash(path: Path, size: int = 8) -> int:
     return int(np.packbits(bits).view(">u8")[0])
 
 
-def group_near_duplicates(hashes: Sequence[int], max_hamming: int) -> npt.NDArray[np.int64]:
+def copy_stem(path: Path, separator: str) -> str:
+    """The part of a file name before ``separator`` (Roboflow's augmented copies share it: ``a_png.rf.<hash>``)."""
+    name = path.name
+    return name.split(separator, 1)[0] if separator in name else path.stem
+
+
+def group_near_duplicates(
+    hashes: Sequence[int], max_hamming: int, same_scene: Sequence[str] | None = None
+) -> npt.NDArray[np.int64]:
     """Union images whose hashes differ in at most ``max_hamming`` bits; returns a group id per image.
 
+    ``same_scene`` (optional, one key per image) also unions images that share a key: augmented copies of one
+    scene (flipped, rotated, cropped) are not near-duplicates by hash but must still stay on one side.
     Grouping is transitive (A~B and B~C puts all three together), which is what a split needs: no member of a
     group may land on the other side from any other.
     """
@@ -43,4 +53,9 @@ def group_near_duplicates(hashes: Sequence[int], max_hamming: int) -> npt.NDArra
             a, b = find(i), find(i + 1 + int(j))
             if a != b:
                 parent[max(a, b)] = min(a, b)
+    first_of: dict[str, int] = {}
+    for i, key in enumerate(same_scene or []):
+        a, b = find(first_of.setdefault(key, i)), find(i)
+        if a != b:
+            parent[max(a, b)] = min(a, b)
     return np.array([find(i) for i in range(n)], dtype=np.int64)

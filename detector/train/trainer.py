@@ -63,6 +63,7 @@ def train_arguments(config: TrainConfig, data_yaml: Path, runs: Path) -> dict[st
         "optimizer": config.optimizer,
         "lr0": config.lr0,
         "warmup_epochs": config.warmup_epochs,
+        **config.augment.model_dump(),
         "cache": False if config.cache == "none" else config.cache,
         "project": str(runs),
         "name": config.name,

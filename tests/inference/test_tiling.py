@@ -1,0 +1,197 @@
+"""Tiled inference in the core: tile plans, seam merging, fairness per item, and untiled frames unchanged.
+
+Seam tests use the colour-blob engine (a registered engine that detects painted patches exactly), because a seam
+test must know where the object truly is; the real model runs tiled and untiled through the core below.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from detector.config import load_config
+from detector.inference.batcher import BatcherSettings, InferenceCore
+from detector.inference.engine import BatchTimings, Engine, EngineSettings, build_engine
+from detector.inference.tiling import (
+    Tile,
+    TilingPolicy,
+    TilingSettings,
+    TilingSpec,
+    merge_tiles,
+    plan_tiles,
+)
+from detector.types import DeliveryMode, Detections, Frame, ImageArray
+
+RED = (0, 0, 255)
+
+
+def _core(engine: Engine, tiling: TilingSettings, imgsz: int = 640, **batching: int) -> InferenceCore:
+    settings = BatcherSettings(**{"max_batch": 8, "max_wait_ms": 1, "max_per_source": 8, "queue_size": 8, **batching})
+    return InferenceCore(engine, settings, tiling=TilingPolicy(tiling, imgsz))
+
+
+def _detect(core: InferenceCore, frames: Sequence[Frame]) -> list[Detections]:
+    async def go() -> list[Detections]:
+        results = await asyncio.gather(*(core.submit(f, DeliveryMode.LOSSLESS) for f in frames))
+        return [r.detections for r in results]
+
+    try:
+        return asyncio.run(go())
+    finally:
+        core.stop()
+
+
+@pytest.fixture
+def blobs(tmp_path: Path) -> Engine:
+    spec = tmp_path / "blobs.yaml"
+    spec.write_text("name: blobs\nmin_area_px: 20\nclasses:\n  - {name: stall, bgr: [0, 0, 255]}\n")
+    return build_engine("colour-blobs", EngineSettings(weights=spec, device="cpu"))
+
+
+def test_tiles_cover_the_frame_with_at_least_the_overlap_and_add_the_whole_frame():
+    spec = TilingSpec(tile_px=640, overlap_px=128)
+    tiles = plan_tiles(1080, 1920, spec)
+    assert tiles[-1] == Tile(0, 0, 1920, 1080, full=True)
+    parts = tiles[:-1]
+    assert len(parts) == 8  # 4 across, 2 down
+    covered = np.zeros((1080, 1920), dtype=bool)
+    for t in parts:
+        assert (t.x1 - t.x0, t.y1 - t.y0) == (640, 640)
+        covered[t.y0 : t.y1, t.x0 : t.x1] = True
+    assert covered.all()
+    xs = sorted({t.x0 for t in parts})
+    assert all(640 - (b - a) >= 128 for a, b in zip(xs, xs[1:], strict=False))
+    assert plan_tiles(600, 600, spec) == [Tile(0, 0, 600, 600, full=True)], "a frame one tile covers is not cut"
+    assert Tile(0, 0, 1920, 1080, full=True) not in plan_tiles(1080, 1920, TilingSpec(tile_px=640, overlap_px=64,
+                                                                                       full_frame=False))  # fmt: skip
+
+
+def test_auto_tiles_only_frames_more_than_twice_the_model_input_and_patterns_pick_sources():
+    policy = TilingPolicy(TilingSettings(sources={"drone-*": "auto", "drone-7": "off"}), imgsz=416)
+    assert len(policy.tiles("drone-1", 1080, 1920)) > 1
+    assert policy.tiles("drone-1", 720, 800) == [Tile(0, 0, 800, 720, full=True)], "800 px is not twice 416"
+    assert len(policy.tiles("drone-7", 1080, 1920)) == 1, "an exact id wins over a pattern"
+    assert len(policy.tiles("cam-1", 1080, 1920)) == 1, "the default is off"
+
+
+def test_tiling_settings_read_from_yaml_including_a_bare_off():
+    config = load_config(
+        None,
+        environ={},
+        overrides=[
+            "tiling.default=off",
+            "tiling.sources={drone-1: auto, cam-2: {tile_px: 800, overlap_px: 100}}",
+        ],  # fmt: skip
+    )
+    assert config.tiling.default == "off"
+    assert config.tiling.sources["drone-1"] == "auto"
+    assert config.tiling.sources["cam-2"] == TilingSpec(tile_px=800, overlap_px=100)
+    with pytest.raises(Exception, match="overlap_px"):
+        load_config(None, environ={}, overrides=["tiling.default={tile_px: 100, overlap_px: 100}"])
+
+
+def test_an_object_cut_by_seams_is_one_box_covering_it(blobs):
+    image = np.full((1080, 1920, 3), 90, dtype=np.uint8)
+    cv2.rectangle(image, (300, 500), (1199, 620), RED, -1)  # wider than a tile: no tile sees it whole
+    cv2.rectangle(image, (1500, 100), (1560, 160), RED, -1)  # a second object, in one tile's overlap
+    core = _core(blobs, TilingSettings(default=TilingSpec(tile_px=640, overlap_px=64, full_frame=False)))
+    (dets,) = _detect(core, [Frame("drone-1", 0, 1.0, image)])
+    boxes = sorted(dets.xyxy.tolist())
+    assert len(boxes) == 2, f"one box per object expected, got {boxes}"
+    np.testing.assert_allclose(boxes[0], [300, 500, 1200, 621], atol=1)
+    np.testing.assert_allclose(boxes[1], [1500, 100, 1561, 161], atol=1)
+
+
+def test_the_whole_frame_pass_and_the_tiles_agree_on_one_box(blobs):
+    image = np.full((1080, 1920, 3), 90, dtype=np.uint8)
+    cv2.rectangle(image, (560, 300), (1500, 900), RED, -1)  # larger than a tile
+    core = _core(blobs, TilingSettings(default=TilingSpec(tile_px=640, overlap_px=128)))
+    (dets,) = _detect(core, [Frame("drone-1", 0, 1.0, image)])
+    assert len(dets) == 1
+    np.testing.assert_allclose(dets.xyxy[0], [560, 300, 1501, 901], atol=1)
+
+
+def test_two_neighbours_of_one_class_stay_two():
+    whole = Tile(0, 0, 100, 100, full=True)
+    dets = Detections(xyxy=[[10, 10, 40, 40], [38, 10, 70, 40]], confidence=[0.9, 0.8], class_id=[0, 0])
+    tile = Tile(0, 0, 60, 100)
+    merged = merge_tiles([(whole, dets), (tile, Detections())], 100, 100)
+    assert len(merged) == 2
+
+
+class RecordingEngine(Engine):
+    """Records the size and the source marker of every item per batch; finds nothing. Blocks while gated."""
+
+    def __init__(self) -> None:
+        self.name, self.version, self.class_names, self.device, self.backend = "rec", "0", ["x"], "cpu", "rec"
+        self.batches: list[list[int]] = []
+        self.gate = threading.Event()
+        self.gate.set()
+
+    def infer(self, images: Sequence[ImageArray]) -> tuple[list[Detections], BatchTimings]:
+        self.gate.wait(10)
+        self.batches.append([int(im[0, 0, 0]) for im in images])
+        return [Detections() for _ in images], BatchTimings()
+
+
+def test_tiles_are_batch_items_counted_against_their_source():
+    engine = RecordingEngine()
+    engine.gate.clear()
+    tiling = TilingSettings(sources={"drone": TilingSpec(tile_px=64, overlap_px=8)})
+    core = _core(engine, tiling, max_batch=4, max_per_source=2)
+    drone = np.full((112, 176, 3), 1, dtype=np.uint8)  # 3 x 2 tiles + the whole frame = 7 items
+    cam = np.full((48, 48, 3), 2, dtype=np.uint8)
+
+    async def go() -> None:
+        first = asyncio.create_task(core.submit(Frame("drone", 0, 1.0, drone), DeliveryMode.LOSSLESS))
+        await asyncio.sleep(0.05)  # the worker holds the drone frame's first items
+        second = asyncio.create_task(core.submit(Frame("cam", 0, 1.0, cam), DeliveryMode.LOSSLESS))
+        await asyncio.sleep(0.05)
+        engine.gate.set()
+        await asyncio.gather(first, second)
+
+    try:
+        asyncio.run(go())
+    finally:
+        core.stop()
+    assert sum(len(b) for b in engine.batches) == 8
+    assert all(b.count(1) <= 2 for b in engine.batches), f"more than max_per_source tiles in a batch: {engine.batches}"
+    assert 2 in engine.batches[1], f"the camera waited behind the drone's tiles: {engine.batches}"
+
+
+def test_tiling_off_gives_exactly_the_untiled_results_of_the_real_model(engine, street_photos):
+    frames = [Frame("cam", i, float(i), im) for i, im in enumerate(street_photos[:4])]
+    want = [engine.infer([f.image])[0][0] for f in frames]
+    got = _detect(_core(engine, TilingSettings(), imgsz=320, max_batch=1, max_per_source=1), frames)
+    assert sum(len(d) for d in want) > 0
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_array_equal(g.xyxy, w.xyxy)
+        np.testing.assert_array_equal(g.confidence, w.confidence)
+        np.testing.assert_array_equal(g.class_id, w.class_id)
+
+
+def test_the_real_model_tiled_finds_objects_once_in_frame_pixels(engine, street_photos):
+    # Four real photos side by side, 2x2, then upscaled: a high-resolution frame with objects in every quadrant.
+    top = np.hstack([cv2.resize(im, (640, 540)) for im in street_photos[:2]])
+    bottom = np.hstack([cv2.resize(im, (640, 540)) for im in street_photos[2:4]])
+    frame = cv2.resize(np.vstack([top, bottom]), (1920, 1620))
+    tiling = TilingSettings(default=TilingSpec(tile_px=640, overlap_px=128))
+    (dets,) = _detect(_core(engine, tiling, imgsz=320), [Frame("drone", 0, 1.0, frame)])
+    assert len(dets) > 0
+    assert np.all(dets.xyxy[:, [0, 2]] <= 1920) and np.all(dets.xyxy[:, [1, 3]] <= 1620)
+    # No object twice: no two boxes of one class overlap by the merge threshold of the smaller one.
+    for i in range(len(dets)):
+        for j in range(i + 1, len(dets)):
+            if dets.class_id[i] != dets.class_id[j]:
+                continue
+            a, b = dets.xyxy[i], dets.xyxy[j]
+            iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+            ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+            smaller = min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
+            assert iw * ih / smaller < 0.5, f"boxes {a} and {b} are one object found twice"
