@@ -104,7 +104,10 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--weights", type=Path, help="model checkpoint (default: the committed weights)")
     demo.add_argument("--minutes", type=float, help="shorten each scenario to this many minutes (default: whole)")
     demo.add_argument("--fps", type=float, default=2.0, help="frames per second rendered and streamed")
-    demo.add_argument("--size", default="960x540", help="rendered frame size WxH")
+    demo.add_argument(
+        "--size", help="rendered frame size WxH for every scenario (default: 1280x720 camera, 1920x1080 drone)"
+    )
+    demo.add_argument("--no-tiling", action="store_true", help="run the drone's frames whole, untiled")
     demo.add_argument("--imgsz", type=int, default=640, help="model input size the demo's service runs at")
 
     from detector.bench import cli as bench_cli
@@ -231,18 +234,21 @@ def _demo(args: argparse.Namespace) -> int:
     from detector.logs import setup_logging
 
     setup_logging("WARNING", json_format=False)
-    try:
-        width, height = (int(v) for v in args.size.lower().split("x"))
-    except ValueError:
-        print(f"detector demo: --size must be WxH, e.g. 960x540, got {args.size!r}", file=sys.stderr)
-        return 2
+    sizes = DemoSettings().sizes
+    if args.size:
+        try:
+            width, height = (int(v) for v in args.size.lower().split("x"))
+        except ValueError:
+            print(f"detector demo: --size must be WxH, e.g. 960x540, got {args.size!r}", file=sys.stderr)
+            return 2
+        sizes = tuple((name, width, height) for name, _, _ in sizes)
     settings = DemoSettings(
         out_dir=args.out,
         cache_dir=args.cache,
         seed=args.seed,
         fps=args.fps,
-        width=width,
-        height=height,
+        sizes=sizes,
+        tile_drone=not args.no_tiling,
         weights=args.weights or DEFAULT_WEIGHTS,
         minutes=args.minutes,
         imgsz=args.imgsz,

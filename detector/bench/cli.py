@@ -43,6 +43,18 @@ def _variant(text: str) -> tuple[str, tuple[str, ...]]:
     return name.strip(), items
 
 
+def _tiling(text: str) -> tuple[str, tuple[str, ...]]:
+    """``640:128`` -> the variant ``tiled-640`` with every source tiled in 640 px tiles overlapping by 128 px."""
+    tile, sep, overlap = text.partition(":")
+    try:
+        tile_px, overlap_px = int(tile), int(overlap)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected TILE_PX:OVERLAP_PX, e.g. 640:128, got {text!r}") from None
+    if not sep or tile_px < 64 or not 0 <= overlap_px < tile_px:
+        raise argparse.ArgumentTypeError(f"expected TILE_PX >= 64 and 0 <= OVERLAP_PX < TILE_PX, got {text!r}")
+    return f"tiled-{tile_px}", (f"tiling.default={{tile_px: {tile_px}, overlap_px: {overlap_px}}}",)
+
+
 def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     bench = subparsers.add_parser(
         "bench", help="throughput, latency and accuracy benchmarks (writes benchmarks/results)"
@@ -111,6 +123,16 @@ def _throughput_args(p: argparse.ArgumentParser) -> None:
         help="also run the service with these settings, for a before/after in the same run "
         "(e.g. batch4:batching.max_batch=4); repeatable",
     )
+    p.add_argument(
+        "--tiling",
+        dest="tilings",
+        type=_tiling,
+        action="append",
+        default=[],
+        metavar="TILE_PX:OVERLAP_PX",
+        help="also run the service with every source tiled so (e.g. 640:128), for frames/s with and without "
+        "tiling in one report; repeatable",
+    )
     p.add_argument("--no-baseline", dest="baseline", action="store_false", help="skip the YOLO.predict loops")
 
 
@@ -159,6 +181,7 @@ def run(args: argparse.Namespace) -> int:
 def _throughput(args: argparse.Namespace) -> int:
     from detector.bench.suite import run_throughput_command
 
+    args.variants = [*args.variants, *args.tilings]
     return run_throughput_command(args)
 
 

@@ -32,6 +32,11 @@ from detector.config import DEFAULT_WEIGHTS, ServiceConfig, load_config
 from detector.types import DeliveryMode
 
 SCENARIOS = ("market-street", "drone-patrol")
+# What cameras in the field record: pole cameras 1280x720 or more, drones 1920x1080 to 4K.
+FIELD_SIZES = {"market-street": (1280, 720), "drone-patrol": (1920, 1080)}
+# Tiles for a moving (drone) source: a 1920x1080 frame is 4 x 2 tiles plus the whole-frame pass, so a 2 m stall
+# from 60 m (about 50 px in the frame) reaches the model at its full size instead of shrunk threefold.
+DRONE_TILING = {"tile_px": 640, "overlap_px": 128, "full_frame": True}
 
 
 @dataclass(frozen=True)
@@ -40,21 +45,26 @@ class DemoSettings:
     cache_dir: Path = Path(".cache/demo")
     seed: int = 0
     fps: float = 2.0
-    width: int = 960
-    height: int = 540
+    sizes: tuple[tuple[str, int, int], ...] = tuple((n, w, h) for n, (w, h) in FIELD_SIZES.items())
     weights: Path = DEFAULT_WEIGHTS
     consumer: str = "demo-case-system"
     minutes: float | None = None  # None: each scenario's own length (10 min market street, the whole flight)
-    # The model trained at 320 px, but the simulated stalls are 20-30 px wide in a 960 px frame: at 640 px input
-    # it finds them far more often (weights/MODEL_CARD.md), and a 2-fps demo has the CPU time for it.
+    # Simulated stalls are 40-60 px wide in a 1280 px frame: at 640 px input the model still sees them at 20-30 px,
+    # and a 2-fps demo has the CPU time for it (weights/MODEL_CARD.md).
     imgsz: int = 640
+    tile_drone: bool = True
+
+    def size(self, name: str) -> tuple[int, int]:
+        for scenario, width, height in self.sizes:
+            if scenario == name:
+                return width, height
+        return FIELD_SIZES.get(name, (1280, 720))
 
 
 def scenario_dir(settings: DemoSettings, name: str) -> Path:
     length = "" if settings.minutes is None else f"-{settings.minutes:g}min"
-    return settings.cache_dir / (
-        f"{name}-seed{settings.seed}-{settings.width}x{settings.height}-{settings.fps:g}fps{length}"
-    )
+    width, height = settings.size(name)
+    return settings.cache_dir / f"{name}-seed{settings.seed}-{width}x{height}-{settings.fps:g}fps{length}"
 
 
 def ensure_rendered(settings: DemoSettings) -> dict[str, Path]:
@@ -74,8 +84,8 @@ def ensure_rendered(settings: DemoSettings) -> dict[str, Path]:
                 seed=settings.seed,
                 minutes=settings.minutes,
                 fps=settings.fps,
-                width=settings.width,
-                height=settings.height,
+                width=settings.size(name)[0],
+                height=settings.size(name)[1],
             )
             print(summary.text(), flush=True)
             shutil.rmtree(folder, ignore_errors=True)
@@ -89,6 +99,7 @@ def ensure_rendered(settings: DemoSettings) -> dict[str, Path]:
 def demo_config(settings: DemoSettings, truths: dict[str, dict[str, Any]], data_dir: Path) -> ServiceConfig:
     """Embedded defaults plus what a city would configure per source: zones and calibration, drone profile."""
     sources: dict[str, Any] = {}
+    tiled: dict[str, Any] = {}
     for truth in truths.values():
         if truth["camera"] == "fixed":
             sources[truth["source_id"]] = {
@@ -104,10 +115,13 @@ def demo_config(settings: DemoSettings, truths: dict[str, dict[str, Any]], data_
                 "camera": "moving",
                 "geo": {"camera_profile": {"name": "sim-drone", "focal_35mm_mm": 24.0}},
             }
+            if settings.tile_drone:
+                tiled[truth["source_id"]] = dict(DRONE_TILING)
     document = {
         "model": {"weights": str(settings.weights.resolve()), "device": "cpu", "imgsz": settings.imgsz},
         "store": {"data_dir": str(data_dir.resolve())},
         "rules": {"sources": sources},
+        "tiling": {"sources": tiled},
     }
     path = settings.out_dir / "demo-config.yaml"
     path.write_text(yaml.safe_dump(document, allow_unicode=True, sort_keys=False))

@@ -191,7 +191,7 @@ class InferenceCore:
                 return
             self._execute(batch)
 
-    def _next_batch(self) -> list[_Job] | None:
+    def _next_batch(self) -> list[tuple[_Job, int]] | None:
         max_wait_s = self.settings.max_wait_ms / 1e3
         with self._lock:
             while True:

@@ -40,9 +40,21 @@ def test_lists_and_variants_parse():
     assert args.variants == [("b4", ("batching.max_batch=4", "batching.max_wait_ms=5"))]
 
 
+def test_a_tiling_run_is_a_variant_whose_settings_the_service_accepts():
+    from detector.config import load_config
+
+    args = parse("throughput", "--tiling", "640:128")
+    ((name, sets),) = args.tilings
+    assert name == "tiled-640"
+    tiling = load_config(None, environ={}, overrides=list(sets)).tiling
+    assert tiling.default != "off" and tiling.default.tile_px == 640 and tiling.default.overlap_px == 128
+
+
 @pytest.mark.parametrize(
     "argv",
     [
+        ("throughput", "--tiling", "640"),
+        ("throughput", "--tiling", "640:640"),
         ("throughput", "--streams", "1,x"),
         ("throughput", "--streams", "0"),
         ("throughput", "--variant", "no-settings"),

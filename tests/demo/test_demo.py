@@ -13,6 +13,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+import yaml
 
 from detector.cli import main
 
@@ -41,6 +42,12 @@ def test_demo_delivers_every_stored_event_to_the_case_system_and_the_report(tmp_
         violations = {o["id"] for o in truth["objects"] if o["class"] != "garbage_bin"}  # a bin alone is no case
         assert {o["id"] for o in score["objects"]} == violations, "every ground-truth violation is scored"
         truth_objects += len(truth["objects"])
+
+    config = yaml.safe_load((out / "demo-config.yaml").read_text())
+    drone = json.loads(next(cache.glob("drone-patrol-*/truth.json")).read_text())["source_id"]
+    camera = json.loads(next(cache.glob("market-street-*/truth.json")).read_text())["source_id"]
+    assert config["tiling"]["sources"][drone]["tile_px"] > 0, "the drone is tiled"
+    assert camera not in config["tiling"]["sources"], "the pole camera is not"
 
     with sqlite3.connect(out / "data" / "incidents.db") as db:
         stored = db.execute("SELECT COUNT(*) FROM events").fetchone()[0]

@@ -7,6 +7,7 @@ test must know where the object truly is; the real model runs tiled and untiled 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -66,7 +67,7 @@ def test_tiles_cover_the_frame_with_at_least_the_overlap_and_add_the_whole_frame
         covered[t.y0 : t.y1, t.x0 : t.x1] = True
     assert covered.all()
     xs = sorted({t.x0 for t in parts})
-    assert all(640 - (b - a) >= 128 for a, b in zip(xs, xs[1:], strict=False))
+    assert all(640 - (b - a) >= 128 for a, b in itertools.pairwise(xs))
     assert plan_tiles(600, 600, spec) == [Tile(0, 0, 600, 600, full=True)], "a frame one tile covers is not cut"
     assert Tile(0, 0, 1920, 1080, full=True) not in plan_tiles(1080, 1920, TilingSpec(tile_px=640, overlap_px=64,
                                                                                        full_frame=False))  # fmt: skip
@@ -87,7 +88,7 @@ def test_tiling_settings_read_from_yaml_including_a_bare_off():
         overrides=[
             "tiling.default=off",
             "tiling.sources={drone-1: auto, cam-2: {tile_px: 800, overlap_px: 100}}",
-        ],  # fmt: skip
+        ],
     )
     assert config.tiling.default == "off"
     assert config.tiling.sources["drone-1"] == "auto"
@@ -195,3 +196,45 @@ def test_the_real_model_tiled_finds_objects_once_in_frame_pixels(engine, street_
             ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
             smaller = min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
             assert iw * ih / smaller < 0.5, f"boxes {a} and {b} are one object found twice"
+
+
+def test_the_service_tiles_only_the_sources_its_settings_name(tmp_path):
+    """Through the real gRPC service: one object across a seam comes back once, in the frame's pixels."""
+    import grpc
+
+    from detector.api._gen.streetwatch.v1 import ingest_pb2_grpc
+    from detector.api.client import make_frame
+    from tests.api.scripted import scripted_overrides, write_spec
+    from tests.api.serving import serving
+
+    spec = write_spec(tmp_path / "blobs.yaml")
+    overrides = [
+        *scripted_overrides(spec, tmp_path / "data"),
+        "server.port=0",
+        "tiling.sources={drone-1: {tile_px: 640, overlap_px: 64, full_frame: false}}",
+    ]
+    config = load_config(None, environ={}, overrides=overrides)
+    engine = build_engine("colour-blobs", EngineSettings(weights=spec, device="cpu"))
+    image = np.full((1080, 1920, 3), 90, dtype=np.uint8)
+    cv2.rectangle(image, (300, 500), (1199, 620), RED, -1)
+
+    def items_run(service: object) -> float:
+        histogram = service.metrics.batch_size.collect()  # type: ignore[attr-defined]
+        return sum(s.value for m in histogram for s in m.samples if s.name.endswith("_sum"))
+
+    async def go() -> list[list[tuple[float, float, float, float]]]:
+        async with serving(config, engine) as (service, target), grpc.aio.insecure_channel(target) as channel:
+            stub = ingest_pb2_grpc.IngestStub(channel)
+            out = []
+            for source, items in (("drone-1", 8), ("cam-1", 1)):  # 4 x 2 tiles, no whole-frame pass; untiled
+                before = items_run(service)
+                result = await stub.Detect(make_frame(source, 1, 1.76e9, image=image))
+                assert not result.HasField("error"), result.error.message
+                assert items_run(service) - before == items, f"{source}: model inputs run"
+                out.append([(d.box.x1, d.box.y1, d.box.x2, d.box.y2) for d in result.detections])
+            return out
+
+    tiled, whole = asyncio.run(go())
+    assert len(tiled) == 1 and len(whole) == 1
+    np.testing.assert_allclose(tiled[0], [300, 500, 1200, 621], atol=1)
+    np.testing.assert_allclose(whole[0], tiled[0], atol=1)
