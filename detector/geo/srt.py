@@ -27,6 +27,9 @@ _TIMECODE = re.compile(
     r"(\d{1,3}):(\d{1,2}):(\d{1,2})[,.](\d{1,3})\s*-->\s*(\d{1,3}):(\d{1,2}):(\d{1,2})[,.](\d{1,3})", re.ASCII
 )
 _MAX_LISTED = 10
+# Older drone clocks tick in whole seconds, so between two cues the clock may move up to about 1 s more or less
+# than the subtitle time (seen in the Mavic Pro sample); a difference beyond this is a jump, not rounding.
+_CLOCK_JUMP_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -34,9 +37,10 @@ class SrtCue:
     """One cue. Every telemetry field is None when the file does not give it: nothing is guessed.
 
     Angles in degrees, yaw clockwise from north. ``rel_alt_m`` is above the take-off point (``rel_alt``,
-    ``BAROMETER``, ``H``); ``abs_alt_m`` is ``abs_alt``, ``altitude`` or the GPS altitude, whose datum
-    (ellipsoid or sea level) differs by model. ``focal_len_mm`` is the 35 mm equivalent DJI writes.
-    ``local_time`` is the drone clock, usually local time without a zone.
+    ``BAROMETER``, ``H``, ``Hb``); ``abs_alt_m`` is ``abs_alt``, ``altitude`` or the GPS altitude
+    (``GPS(lat,lon,95.5M)``, never its ``0.0M`` placeholder), whose datum (ellipsoid or sea level) differs by
+    model. ``focal_len_mm`` is the 35 mm equivalent DJI writes. ``local_time`` is the drone clock, usually local
+    time without a zone.
     """
 
     index: int
@@ -68,13 +72,41 @@ _TELEMETRY = tuple(f.name for f in fields(SrtCue) if f.name not in ("index", "st
 
 
 @dataclass(frozen=True)
+class ClockJump:
+    """The drone clock moved ``clock_s`` while the subtitle (video) time moved ``video_s``: a new recording
+    segment. Positions index the time-ordered cue list: ``last_before`` is the last cue with a clock before the
+    jump, ``first_after`` the first after it; cues between them have no clock, so their side is unknown."""
+
+    last_before: int
+    first_after: int
+    cue_before: int  # SRT numbers, for messages
+    cue_after: int
+    clock_s: float
+    video_s: float
+
+    @property
+    def new_segment_positions(self) -> range:
+        """Positions of the cues that must not be interpolated from the cue before them."""
+        return range(self.last_before + 1, self.first_after + 1)
+
+    def warning(self) -> str:
+        return (
+            f"drone clock jumps {self.clock_s:+.1f} s between cue {self.cue_before} and cue {self.cue_after} "
+            f"while the video moves {self.video_s:.3f} s (a new recording segment?); "
+            "telemetry is not interpolated across it"
+        )
+
+
+@dataclass(frozen=True)
 class SrtParseResult:
-    """The cues read, what went wrong on the way, and how the ``GPS(a,b,c)`` order was decided."""
+    """The cues read, what went wrong on the way, how the ``GPS(a,b,c)`` order was decided, and where the
+    drone clock jumps (found on the cues in time order)."""
 
     cues: list[SrtCue]
     warnings: list[str]
     gps_order: GpsOrder | None
     gps_order_reason: str
+    clock_jumps: tuple[ClockJump, ...] = ()
 
 
 @dataclass
@@ -152,10 +184,26 @@ def _decide_gps_order(raws: Sequence[RawCue], requested: GpsOrder | None) -> tup
     satellites = sum(t.isdecimal() for t in thirds)
     has_home = any(r.home is not None for r in raws)
     if with_unit > satellites and not has_home:
-        return "latlon", "third value is an altitude with unit M (Matrice family)"
+        return "latlon", "third value has the unit M of an altitude (Matrice family)"
     if satellites or has_home:
         return "lonlat", "third value is a satellite count or HOME(...) is present (consumer family)"
     return "lonlat", "ambiguous; assumed lon,lat"
+
+
+def _gps_altitude(third: str) -> float | None:
+    """The altitude in a ``GPS(lat,lon,95.5M)`` third value; None for anything else, and for ``0.0M``.
+
+    ``0.0M`` is a placeholder, not a reading: the Matrice 300 sample writes it in all 381 cues while its
+    BAROMETER moves between -0.1 and 87.9 m. Decided per cue rather than per file: a measured GPS altitude is
+    noisy at 0.1 m resolution, so an exact zero is not a measurement wherever it appears, while a file-wide
+    test ("zero throughout while the barometer moves") would keep the zeros of a file that writes them only in
+    some cues, and those of a short hover whose barometer holds still. The cost is that a true reading of
+    exactly 0.0 m becomes None (unknown), never a wrong number; the barometer stays the height either way.
+    """
+    if not third.upper().endswith("M"):
+        return None
+    altitude = number(third[:-1])
+    return None if altitude is None or altitude == 0.0 else altitude
 
 
 def _position(raw: RawCue, order: GpsOrder | None) -> dict[str, float | int]:
@@ -165,8 +213,8 @@ def _position(raw: RawCue, order: GpsOrder | None) -> dict[str, float | int]:
         a, b = raw.gps
         out["lon"], out["lat"] = (b, a) if swap else (a, b)
         third = raw.gps_third or ""
-        if third.upper().endswith("M") and (alt := number(third[:-1])) is not None:
-            out["abs_alt_m"] = alt
+        if (altitude := _gps_altitude(third)) is not None:
+            out["abs_alt_m"] = altitude
         elif third.isdecimal() and third.isascii():
             out["satellites"] = int(third)
     if raw.home is not None:
@@ -214,6 +262,25 @@ def _missing_warnings(cues: Sequence[SrtCue]) -> list[str]:
     return out
 
 
+def find_clock_jumps(cues: Sequence[SrtCue]) -> list[ClockJump]:
+    """Where the drone clock (``local_time``) moves more than ``_CLOCK_JUMP_S`` away from the subtitle time
+    between consecutive cues with a clock, ``cues`` in time order. A jump forward or back is a new recording
+    segment (or a reset clock): the two sides are separate recordings and must never be blended.
+
+    >>> a = SrtCue(1, 10.0, 10.033, datetime(2023, 2, 14, 11, 5, 22))
+    >>> b = SrtCue(2, 10.033, 10.067, datetime(2023, 2, 14, 11, 6, 3))
+    >>> [(j.cue_before, j.cue_after, j.clock_s) for j in find_clock_jumps([a, b])]
+    [(1, 2, 41.0)]
+    """
+    timed = [(position, cue, cue.local_time) for position, cue in enumerate(cues) if cue.local_time is not None]
+    jumps = []
+    for (i, a, a_time), (j, b, b_time) in itertools.pairwise(timed):
+        clock_s, video_s = (b_time - a_time).total_seconds(), b.start_s - a.start_s
+        if abs(clock_s - video_s) > _CLOCK_JUMP_S:
+            jumps.append(ClockJump(i, j, a.index, b.index, clock_s, video_s))
+    return jumps
+
+
 def parse_srt(data: str | bytes, *, gps_order: GpsOrder | None = None) -> SrtParseResult:
     """Parse DJI .SRT text or bytes. ``gps_order`` overrides the lon/lat decision for ``GPS(a,b,c)``.
 
@@ -240,8 +307,12 @@ def parse_srt(data: str | bytes, *, gps_order: GpsOrder | None = None) -> SrtPar
     backwards = [b.index for a, b in itertools.pairwise(cues) if b.start_s < a.start_s]
     if backwards:
         warnings.append(f"cue times go backwards at cue(s) {backwards[:_MAX_LISTED]}")
+    jumps = find_clock_jumps(sorted(cues, key=lambda c: c.start_s))
+    warnings.extend(jump.warning() for jump in jumps[:_MAX_LISTED])
+    if len(jumps) > _MAX_LISTED:
+        warnings.append(f"... and {len(jumps) - _MAX_LISTED} more drone clock jumps")
     warnings.extend(_missing_warnings(cues))
-    return SrtParseResult(cues, warnings, order, reason)
+    return SrtParseResult(cues, warnings, order, reason, tuple(jumps))
 
 
 def read_srt(path: Path | str, *, gps_order: GpsOrder | None = None) -> SrtParseResult:

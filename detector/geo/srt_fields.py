@@ -4,6 +4,8 @@ The layouts seen in the wild (one cue shown for each):
 
 - Phantom 3/4, Mavic Pro, Inspire 1: ``HOME(lon,lat) 2017.08.05 14:11:51`` /
   ``GPS(lon,lat,satellites) BAROMETER:1.9`` / ``ISO:100 Shutter:60 EV: Fnum:2.2``
+- Early Phantom 3 / Inspire 1 firmware: ``GPS(lon,lat,satellites) Hb:1.9 Hs:1.9`` /
+  ``ISO:100 TV:60 EV: 0 IR:F2.8`` (``Hb`` barometric height, ``TV`` shutter denominator, ``IR`` aperture)
 - Matrice 200/300: ``2022.06.21 16:06:17`` / ``GPS(lat,lon,altM) BAROMETER:0.3M``
 - Mavic Mini, Phantom 4 (RTK): ``F/2.8, SS 206.14, ISO 150, EV 0, GPS (lon, lat, satellites), D 2.80m,
   H 0.00m, H.S 0.00m/s, V.S 0.00m/s, F.PRY (pitch°, roll°, yaw°), G.PRY (pitch°, roll°, yaw°)``
@@ -27,7 +29,9 @@ _TAG = re.compile(r"<[^<>]*>")
 _KEY_VALUE = re.compile(rf"{_START}([A-Za-z_]+)\s*:\s*F?({_NUM}(?:/{_NUM})?)", re.ASCII)
 _TUPLE = re.compile(rf"{_START}(GPS|HOME|RTK|F\.PRY|G\.PRY)\s*\(([^()]*)\)", re.ASCII | re.IGNORECASE)
 _PLAIN = {
-    "fnum": re.compile(rf"{_START}F/({_NUM})", re.ASCII),
+    # ``F/2.8`` (Mavic Mini, P4 RTK) or ``IR:F2.8`` (early Phantom 3 / Inspire 1); IR is read only with its F,
+    # so a bare ``IR:`` number, whose meaning we have not seen documented, never becomes an aperture.
+    "fnum": re.compile(rf"{_START}(?:F/|IR\s*:\s*F)({_NUM})", re.ASCII),
     "shutter": re.compile(rf"{_START}SS\s+({_NUM}(?:/{_NUM})?)", re.ASCII),
     "iso": re.compile(rf"{_START}ISO\s+(\d+)", re.ASCII),
     "ev": re.compile(rf"{_START}EV\s+({_NUM}(?:/{_NUM})?)", re.ASCII),
@@ -45,6 +49,12 @@ _KEYS = {
     "longtitude": "lon",
     "rel_alt": "rel_alt_m",
     "barometer": "rel_alt_m",
+    # Early Phantom 3 / Inspire 1: ``Hb`` is the barometric height above the take-off point, the same quantity
+    # as BAROMETER. ``Hs`` beside it is deliberately not read: it is most likely the ultrasonic (vision
+    # positioning) height above whatever is straight below, which these aircraft measure only within a few
+    # metres of the ground (the two agree near take-off, ``Hb:1.9 Hs:1.9``). It is not a height above take-off,
+    # so it is never used as one, nor as a fallback for a missing ``Hb``: that would invent a height.
+    "hb": "rel_alt_m",
     "abs_alt": "abs_alt_m",
     "altitude": "abs_alt_m",
     "gb_yaw": "gimbal_yaw_deg",
@@ -58,6 +68,7 @@ _KEYS = {
     "fnum": "fnum",
     "focal_len": "focal_len_mm",
     "shutter": "shutter_s",
+    "tv": "shutter_s",  # early Phantom 3 / Inspire 1: TV:60 is 1/60 s
 }
 _PRY_NAMES = {
     "F.PRY": ("aircraft_pitch_deg", "aircraft_roll_deg", "aircraft_yaw_deg"),

@@ -31,6 +31,7 @@ class SrtSummary:
     first: dict[str, float] = field(default_factory=dict)
     last: dict[str, float] = field(default_factory=dict)
     fields_present: list[str] = field(default_factory=list)
+    clock_jumps: int = 0  # new recording segments; each is also a warning
     warnings: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, object]:
@@ -40,9 +41,11 @@ class SrtSummary:
         if self.error:
             return f"{self.file}: unusable: {self.error}"
         order = f"GPS {self.gps_order} ({self.gps_order_reason})" if self.gps_order else "no GPS(...) tuples"
+        # Said in the first line so that it shows however many other warnings push it out of the list.
+        jumps = f"{self.clock_jumps} drone clock jumps (new recording segments), " if self.clock_jumps else ""
         lines = [
             f"{self.file}: {self.cues} cues, {self.first_s:.3f}-{self.last_s:.3f} s ({self.rate_hz:.1f} Hz), "
-            f"{order}, {len(self.warnings)} warnings",
+            f"{order}, {jumps}{len(self.warnings)} warnings",
             f"  first {_values(self.first)}",
             f"  last  {_values(self.last)}",
             f"  fields: {', '.join(self.fields_present)}",
@@ -79,5 +82,6 @@ def inspect_srt(path: Path) -> SrtSummary:
     summary.first, summary.last = _pose(cues[0]), _pose(cues[-1])
     names = [name for name in SrtCue.__dataclass_fields__ if name not in ("index", "start_s", "end_s")]
     summary.fields_present = [name for name in names if any(getattr(c, name) is not None for c in cues)]
+    summary.clock_jumps = len(parsed.clock_jumps)
     summary.warnings = list(parsed.warnings)
     return summary

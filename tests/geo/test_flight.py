@@ -8,11 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from detector.geo.camera import CameraProfile
 from detector.geo.errors import SrtParseError
 from detector.geo.flight import NO_SRT, FlightTelemetry, flight_frames
+from detector.geo.projection import DroneProjector
 from detector.geo.srt import SrtCue, format_srt
 from detector.ingest.video import VideoError
 from tests.geo.synthetic import write_video
+from tests.geo.test_srt import EARLY_PHANTOM, cue_text, one_hz_srt
 
 ONE_HZ_SRT = format_srt(
     SrtCue(i + 1, float(i), float(i + 1), lat=41.0 + i * 1e-4, lon=2.0, rel_alt_m=50.0 + 10 * i, gimbal_pitch_deg=-90.0)
@@ -60,3 +63,29 @@ def test_bad_files_raise_clear_errors(tmp_path: Path) -> None:
     broken.write_bytes(b"\x00" * 500)
     with pytest.raises(VideoError, match="cannot open video"):
         list(flight_frames(broken, None))
+
+
+def test_early_phantom_hb_height_gives_a_drone_ground_fix() -> None:
+    """``Hb`` is the height above take-off: with it a frame of an early Phantom 3 / Inspire 1 flight is located."""
+    climb = [("Hb:1.9 Hs:1.9", "09:41:07"), ("Hb:24.6 Hs:0.0", "09:41:08"), ("Hb:47.3 Hs:0.0", "09:41:09")]
+    srt = "".join(
+        cue_text(i + 1, EARLY_PHANTOM.replace("Hb:1.9 Hs:1.9", hb_hs).replace("09:41:07", clock), i, i + 1)
+        for i, (hb_hs, clock) in enumerate(climb)
+    )
+    telemetry = FlightTelemetry.from_srt(srt)
+    assert telemetry.warnings == ()
+    assert telemetry.track is not None
+    pose = telemetry.track.at(1.5)
+    assert pose is not None and pose.altitude_agl_m == pytest.approx(35.95)
+    profile = CameraProfile(name="phantom3", focal_35mm_mm=20.0, image_width_px=1920, image_height_px=1080)
+    (fix,) = DroneProjector(profile).locate([(960.0, 540.0)], pose)
+    assert fix.reason == "" and fix.location is not None, fix.reason
+    assert (fix.location.lat, fix.location.lon) == pytest.approx((-20.2533, 149.0251), abs=1e-6), "nadir: below"
+
+
+def test_a_clock_jump_is_a_flight_warning_and_is_not_blended() -> None:
+    telemetry = FlightTelemetry.from_srt(one_hz_srt([0, 1, 2, 131, 132, 133], [20.0, 21.0, 22.0, 80.0, 81.0, 82.0]))
+    assert [w for w in telemetry.warnings if "drone clock jumps +129.0 s between cue 3 and cue 4" in w]
+    assert telemetry.track is not None
+    heights = [telemetry.track.at(i / 30.0) for i in range(60, 91)]  # the frames of video 2-3 s
+    assert [h.altitude_agl_m for h in heights if h] == pytest.approx([22.0] * 30 + [80.0])

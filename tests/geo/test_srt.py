@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from detector.geo.errors import SrtParseError
-from detector.geo.srt import SrtCue, format_srt, parse_srt, read_srt, write_srt
+from detector.geo.srt import SrtCue, find_clock_jumps, format_srt, parse_srt, read_srt, write_srt
 
 FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "dji-srt"
 needs_fixtures = pytest.mark.skipif(
@@ -26,7 +26,8 @@ FIXTURE_CASES: list[tuple[str, int, str | None, Values, Values]] = [
     ("MAVIC3.srt", 12318, None, (3.41531, -3.37440, -2.4, 0.401), (3.41368, -3.37721, 3.6, 6.401)),
     ("air2s.srt", 17, None, (41.424724, 2.234156, None, 117.0), (41.424730, 2.234102, None, 117.1)),
     ("mavic_pro.SRT", 468, "lonlat", (-20.2533, 149.0251, 1.9, None), (-20.2532, 149.0251, 0.0, None)),
-    ("matrice_300.srt", 381, "latlon", (36.6146, -6.1120, 0.3, 0.0), (36.6146, -6.1120, 0.0, 0.0)),
+    # GPS(lat,lon,0.0M): the 0.0M is a placeholder, so no absolute altitude; BAROMETER is the height.
+    ("matrice_300.srt", 381, "latlon", (36.6146, -6.1120, 0.3, None), (36.6146, -6.1120, 0.0, None)),
     # Truncated: the 20th cue stops after its HOME line, so it has a time and a home but no position.
     ("broken_incomplete.SRT", 20, "lonlat", (-34.7383, -58.4563, 20.1, None), (None, None, None, None)),
     ("mini5pro.SRT", 5, None, (53.365108, 6.460719, 6.0, -122.769), (53.365109, 6.460718, 6.0, -122.769)),
@@ -107,6 +108,10 @@ PHANTOM_3 = (
     "HOME(-58.4563,-34.7386) 2017.07.03 10:15:03\nGPS(-58.4563,-34.7383,19) BAROMETER:20.1\n"
     "ISO:100 Shutter:400 EV:-1/3 Fnum:F2.8 "
 )
+# Early Phantom 3 / Inspire 1 firmware: barometric height Hb, ultrasonic Hs, shutter TV (1/60 s), aperture IR.
+EARLY_PHANTOM = "HOME(149.0251,-20.2532) 2016.03.12 09:41:07\nGPS(149.0251,-20.2533,11) Hb:1.9 Hs:1.9\n" + (
+    "ISO:100 TV:60 EV: 0 IR:F2.8"
+)
 
 
 @pytest.mark.parametrize(
@@ -163,14 +168,174 @@ PHANTOM_3 = (
         ),
         (MATRICE, {"lat": 36.6146, "lon": -6.1120, "abs_alt_m": 95.5, "rel_alt_m": 80.3, "satellites": None}),
         (PHANTOM_3, {"lat": -34.7383, "lon": -58.4563, "rel_alt_m": 20.1, "ev": -1 / 3, "fnum": 2.8, "iso": 100}),
+        (
+            EARLY_PHANTOM,
+            {
+                "lat": -20.2533,
+                "lon": 149.0251,
+                "rel_alt_m": 1.9,
+                "abs_alt_m": None,
+                "satellites": 11,
+                "shutter_s": 1 / 60,
+                "fnum": 2.8,
+                "ev": 0.0,
+                "iso": 100,
+                "local_time": datetime(2016, 3, 12, 9, 41, 7),
+            },
+        ),
     ],
-    ids=["p4rtk-F.PRY-G.PRY", "mavic-mini-GPS-space", "mavic2-longtitude-x100", "enterprise-gb", "matrice", "p3"],
+    ids=[
+        "p4rtk-F.PRY-G.PRY",
+        "mavic-mini-GPS-space",
+        "mavic2-longtitude-x100",
+        "enterprise-gb",
+        "matrice",
+        "p3",
+        "early-phantom-Hb-TV-IR",
+    ],
 )
 def test_family_fields(body: str, expected: dict[str, object]) -> None:
     cue = parse_srt(cue_text(1, body)).cues[0]
     for name, value in expected.items():
         actual = getattr(cue, name)
         assert actual == (value if isinstance(value, datetime) else pytest.approx(value)), name
+
+
+@pytest.mark.parametrize(
+    ("heights", "rel_alt_m"),
+    [
+        ("Hb:1.9 Hs:1.9", 1.9),  # near the ground the two agree
+        ("Hb:35.2 Hs:0.0", 35.2),  # above the ultrasonic range Hs reads nothing; Hb is the height
+        ("Hb:35.2 Hs:2.1", 35.2),  # over a roof Hs measures the roof, not the take-off point
+        ("Hs:1.9", None),  # Hs alone is no height above take-off: nothing is invented
+    ],
+)
+def test_early_phantom_height_is_hb_never_hs(heights: str, rel_alt_m: float | None) -> None:
+    cue = parse_srt(cue_text(1, EARLY_PHANTOM.replace("Hb:1.9 Hs:1.9", heights))).cues[0]
+    assert cue.rel_alt_m == (None if rel_alt_m is None else pytest.approx(rel_alt_m))
+    assert cue.abs_alt_m is None
+
+
+@pytest.mark.parametrize(
+    ("camera", "fnum", "shutter_s"),
+    [
+        ("ISO:100 TV:60 EV: 0 IR:F2.8", 2.8, 1 / 60),
+        ("ISO:100 TV:1/250 EV: 0 IR:F4.0", 4.0, 1 / 250),
+        ("ISO:100 TV:60 EV: 0 IR:2", None, 1 / 60),  # an IR number without its F is not an aperture
+        ("ISO:100 TV:0 EV: 0 IR:F", None, None),  # damaged: no value is made up
+    ],
+)
+def test_early_phantom_tv_and_ir(camera: str, fnum: float | None, shutter_s: float | None) -> None:
+    cue = parse_srt(cue_text(1, EARLY_PHANTOM.replace("ISO:100 TV:60 EV: 0 IR:F2.8", camera))).cues[0]
+    assert (cue.fnum, cue.shutter_s) == (
+        None if fnum is None else pytest.approx(fnum),
+        None if shutter_s is None else pytest.approx(shutter_s),
+    )
+
+
+@needs_fixtures
+def test_matrice_fixture_gps_zero_is_no_altitude_and_barometer_is_the_height() -> None:
+    parsed = read_srt(FIXTURES / "matrice_300.srt")
+    assert all(c.abs_alt_m is None for c in parsed.cues), "GPS(lat,lon,0.0M) in every cue is a placeholder"
+    heights = [c.rel_alt_m for c in parsed.cues if c.rel_alt_m is not None]
+    assert len(heights) == 381
+    assert (min(heights), max(heights)) == pytest.approx((-0.1, 87.9))
+    assert all(c.satellites is None for c in parsed.cues), "the third value is no satellite count either"
+    assert parsed.warnings == []
+
+
+@pytest.mark.parametrize(
+    ("thirds", "abs_alt_m"),
+    [
+        (["0.0M", "0.0M", "0.0M"], [None, None, None]),
+        (["0.0M", "0.0M", "95.5M"], [None, None, 95.5]),  # zeros only until the altitude comes: still none
+        (["95.5M", "96.1M", "96.8M"], [95.5, 96.1, 96.8]),
+        (["-3.2M", "0.00M", "2.4M"], [-3.2, None, 2.4]),  # below sea level is a reading; the exact 0 is not
+    ],
+)
+def test_matrice_gps_third_zero_is_not_an_altitude(thirds: list[str], abs_alt_m: list[float | None]) -> None:
+    text = "".join(
+        cue_text(i + 1, f"2022.06.21 16:06:{17 + i}\nGPS(36.6146,-6.1120,{third}) BAROMETER:{80.3 + i}M", i, i + 1)
+        for i, third in enumerate(thirds)
+    )
+    cues = parse_srt(text).cues
+    assert [c.abs_alt_m for c in cues] == [None if a is None else pytest.approx(a) for a in abs_alt_m]
+    assert [c.rel_alt_m for c in cues] == pytest.approx([80.3, 81.3, 82.3])
+
+
+def one_hz_srt(clock_s: list[int], heights_m: list[float]) -> str:
+    """Mavic Pro style 1 Hz cues; ``clock_s`` are drone clock seconds after 14:11:00 (may jump)."""
+    return "".join(
+        cue_text(
+            i + 1,
+            f"HOME(149.0251,-20.2532) 2017.08.05 14:{11 + s // 60:02d}:{s % 60:02d}\n"
+            f"GPS(149.0251,-20.{2533 + i},16) BAROMETER:{h}\nISO:100 Shutter:60 EV: Fnum:2.2",
+            i,
+            i + 1,
+        )
+        for i, (s, h) in enumerate(zip(clock_s, heights_m, strict=True))
+    )
+
+
+@pytest.mark.parametrize(
+    ("clock_s", "jumps"),
+    [
+        ([0, 1, 2, 3, 4, 5], []),
+        ([0, 2, 2, 3, 5, 5], []),  # whole-second clock jitter (as in the Mavic Pro sample) is no jump
+        ([0, 1, 2, 131, 132, 133], [(3, 4, 129.0)]),  # a new segment 2 min later
+        ([40, 41, 42, 3, 4, 5], [(3, 4, -39.0)]),  # the clock going back is a jump too
+        ([0, 1, 2, 6, 7, 8], [(3, 4, 4.0)]),  # 4 s while the video moves 1 s
+        ([0, 1, 2, 20, 21, 40], [(3, 4, 18.0), (5, 6, 19.0)]),
+    ],
+)
+def test_clock_jumps_are_found_and_warned(clock_s: list[int], jumps: list[tuple[int, int, float]]) -> None:
+    parsed = parse_srt(one_hz_srt(clock_s, [20.0, 21.0, 22.0, 23.0, 24.0, 25.0]))
+    assert [(j.cue_before, j.cue_after, j.clock_s) for j in parsed.clock_jumps] == jumps
+    assert all(j.video_s == pytest.approx(1.0) for j in parsed.clock_jumps)
+    jump_warnings = [w for w in parsed.warnings if "drone clock jumps" in w]
+    assert len(jump_warnings) == len(jumps)
+    for (before, after, _), warning in zip(jumps, jump_warnings, strict=True):
+        assert f"between cue {before} and cue {after}" in warning
+        assert "not interpolated across it" in warning
+
+
+def test_clock_jump_one_frame_apart_at_30fps() -> None:
+    """A modern 30 fps file: the subtitle moves one frame (33 ms) while the clock moves 41 s."""
+
+    def cue(n: int, start_ms: int, clock: str) -> str:
+        return (
+            f"{n}\n00:00:{start_ms // 1000:02d},{start_ms % 1000:03d} --> "
+            f"00:00:{(start_ms + 33) // 1000:02d},{(start_ms + 33) % 1000:03d}\n"
+            f'<font size="28">FrameCnt: {n}, DiffTime: 33ms\n2023-02-14 {clock}\n'
+            f"[iso: 100] [shutter: 1/1000.0] [fnum: 2.8] [ev: 0] [focal_len: 24.00] [latitude: 59.30233{n}] "
+            f"[longitude: 18.203059] [rel_alt: 5{n}.000 abs_alt: 120.500] </font>\n\n"
+        )
+
+    text = cue(1, 0, "11:05:22.338") + cue(2, 33, "11:05:22.371") + cue(3, 67, "11:06:03.404")
+    parsed = parse_srt(text + cue(4, 100, "11:06:03.437"))
+    assert [(j.cue_before, j.cue_after) for j in parsed.clock_jumps] == [(2, 3)]
+    assert parsed.clock_jumps[0].clock_s == pytest.approx(41.033)
+    assert parsed.clock_jumps[0].video_s == pytest.approx(0.034)
+
+
+def test_clock_jump_across_a_cue_without_a_clock() -> None:
+    """The damaged middle cue has no date, so both of its sides count as new segments."""
+    text = one_hz_srt([0, 1, 2, 131, 132], [20.0, 21.0, 22.0, 23.0, 24.0]).replace("14:13:11", "14:13:71")
+    parsed = parse_srt(text)
+    assert parsed.cues[3].local_time is None  # 14:13:71 is impossible
+    (jump,) = parsed.clock_jumps
+    assert (jump.cue_before, jump.cue_after, jump.clock_s, jump.video_s) == (3, 5, 130.0, 2.0)
+    assert list(jump.new_segment_positions) == [3, 4]
+
+
+@needs_fixtures
+@pytest.mark.parametrize("name", ["mavic_pro.SRT", "MAVIC3.srt", "matrice_300.srt", "air2s.srt"])
+def test_fixtures_have_no_clock_jumps(name: str) -> None:
+    """Real continuous recordings, Mavic Pro with whole-second clock jitter, MAVIC3 at 50 fps over 4 min."""
+    parsed = read_srt(FIXTURES / name)
+    assert parsed.clock_jumps == ()
+    assert find_clock_jumps(parsed.cues) == []
+    assert not any("clock" in w for w in parsed.warnings)
 
 
 @pytest.mark.parametrize(
