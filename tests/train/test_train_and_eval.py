@@ -122,3 +122,47 @@ def test_eval_and_train_refuse_missing_files(tmp_path):
 @pytest.fixture(autouse=True)
 def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("YOLO_OFFLINE", "1")
+
+
+def test_training_starts_from_the_coco_pretrained_checkpoint_with_our_classes_and_augmentation(tmp_path):
+    pretrained = shared_path("pretrained", "yolo11n-coco.pt")
+    data = _mini_dataset(tmp_path / "mini", 8)
+    config = {
+        "name": "from-coco",
+        "classes": ["garbage", "garbage_bin", "overflow", "pothole", "stall"],
+        "init_weights": str(pretrained),
+        "imgsz": 64,
+        "epochs": 1,
+        "batch": 4,
+        "workers": 0,
+        "cache": "none",
+        "device": "cpu",
+        "lr0": 1e-6,  # so that the checkpoint still shows where it started
+        "warmup_epochs": 0,
+        "augment": {"flipud": 0.0, "fliplr": 0.25, "mosaic": 0.5, "close_mosaic": 1},
+        "work_dir": "work",
+        "output": "from-coco.pt",
+        "sources": [
+            {"name": "mini", "path": str(data.parent), "classes": {"garbage": "garbage"}, "val_fraction": 0.25}
+        ],
+    }
+    path = tmp_path / "train.yaml"
+    path.write_text(yaml.safe_dump(config))
+    trained = subprocess.run(
+        [sys.executable, "-m", "detector.cli", "train", "--config", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    ckpt = torch.load(tmp_path / "from-coco.pt", map_location="cpu", weights_only=False)
+    coco = torch.load(pretrained, map_location="cpu", weights_only=False)
+    ours, theirs = ckpt["model"].float().state_dict(), coco["model"].float().state_dict()
+    assert ckpt["model"].names == dict(enumerate(config["classes"]))
+    # The backbone is COCO's; the class head is new, sized for our 5 classes instead of COCO's 80.
+    first = "model.0.conv.weight"
+    torch.testing.assert_close(ours[first], theirs[first], atol=2e-3, rtol=1e-2)
+    head = [k for k in ours if k.startswith("model.23.cv3.") and k.endswith(".weight") and ours[k].shape[0] == 5]
+    assert head and all(theirs[k].shape[0] == 80 for k in head)
+    args = ckpt["train_args"]
+    assert (args["flipud"], args["fliplr"], args["mosaic"], args["close_mosaic"]) == (0.0, 0.25, 0.5, 1)
