@@ -74,7 +74,12 @@ class ModelSettings(_Section):
         REPO_ROOT / ".cache" / "engines", description="Where exported engines (ONNX) are cached, per weights hash."
     )
     device: str = Field("auto", description="'auto' (first CUDA GPU, else CPU), 'cpu', 'cuda' or 'cuda:N'.")
-    imgsz: int = Field(320, ge=32, le=4096, description="Model input size (longest side), pixels.")
+    imgsz: int = Field(
+        416,
+        ge=32,
+        le=4096,
+        description="Model input size (longest side), pixels; the default model was trained at 416.",
+    )
     conf: float = Field(0.25, ge=0.0, le=1.0, description="Minimum detection confidence.")
     iou: float = Field(0.7, ge=0.0, le=1.0, description="NMS IoU threshold.")
     max_det: int = Field(300, ge=1, description="Most detections per frame.")
