@@ -70,6 +70,9 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     export.add_argument("--every", type=float, default=5.0, help="one frame every this many seconds")
     export.add_argument("--min-visibility", type=float, default=0.5, help="label objects at least this visible")
     export.add_argument("--min-side", type=float, default=8.0, help="label objects at least this many pixels")
+    export.add_argument(
+        "--tile", metavar="TILE_PX:OVERLAP_PX", help="write each frame's tiles (as a tiled source is cut), e.g. 960:192"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -172,7 +175,19 @@ def _export(args: argparse.Namespace) -> int:
 
         names = YOLO(str(DEFAULT_WEIGHTS)).names
         classes = [names[i] for i in sorted(names)]
-    summary = export_yolo(args.scenario_dir, args.out, list(classes), args.every, args.min_visibility, args.min_side)
+    tile = None
+    if args.tile:
+        from detector.inference.tiling import TilingSpec
+
+        size, _, overlap = args.tile.partition(":")
+        try:
+            tile = TilingSpec(tile_px=int(size), overlap_px=int(overlap or 0), full_frame=False)
+        except ValueError as exc:  # int() or the spec's own checks (pydantic's error is a ValueError)
+            print(f"detector sim export-yolo: --tile must be TILE_PX:OVERLAP_PX, e.g. 960:192 ({exc})", file=sys.stderr)
+            return 2
+    summary = export_yolo(
+        args.scenario_dir, args.out, list(classes), args.every, args.min_visibility, args.min_side, tile=tile
+    )
     print(summary.text())
     print(f"evaluate with: detector eval --weights W --data {args.out / 'data.yaml'}")
     return 0

@@ -15,7 +15,10 @@ import cv2
 import yaml
 from tqdm import tqdm
 
+from detector.inference.tiling import Tile, TilingSpec, plan_tiles
 from detector.sim.truth import Truth
+
+MIN_SHARE_IN_TILE = 0.5  # a box is labelled in a tile that holds at least this share of its area
 
 
 @dataclass
@@ -37,12 +40,17 @@ def export_yolo(
     min_visibility: float = 0.5,
     min_side_px: float = 8.0,
     progress: bool = True,
+    tile: TilingSpec | None = None,
 ) -> ExportSummary:
     """Write ``out/images/val``, ``out/labels/val`` and ``out/data.yaml`` (names = ``classes``, e.g. a model's).
 
     A frame every ``every_s`` seconds of scenario time. Objects of classes not in ``classes`` are left out; so are
     objects less visible than ``min_visibility`` or smaller than ``min_side_px`` (they are neither labelled nor
     can they count as false positives in ultralytics' matching, which is the known cost of this simplification).
+
+    ``tile``: write each frame's tiles (as a tiled source cuts it, without the whole-frame pass) instead of the
+    frame, each with the boxes that lie at least half inside it, clipped to it: per-class detection as the
+    model sees a tiled drone's frames.
     """
     truth = Truth.load(scenario_dir / "truth.json")
     video = truth.files.get("video")
@@ -66,23 +74,20 @@ def export_yolo(
             next_t = frame_truth.t_s + every_s
             image = frame.to_ndarray(format="bgr24")
             h, w = image.shape[:2]
-            lines = []
+            boxes = []
             for seen in frame_truth.objects:
                 cls = label_of.get(seen.id)
                 if cls not in classes or seen.visible_box is None or seen.visibility < min_visibility:
                     continue
-                x1, y1, x2, y2 = seen.visible_box
-                if min(x2 - x1, y2 - y1) < min_side_px:
-                    continue
-                lines.append(
-                    f"{classes.index(cls)} {(x1 + x2) / 2 / w:.6f} {(y1 + y2) / 2 / h:.6f} "
-                    f"{(x2 - x1) / w:.6f} {(y2 - y1) / h:.6f}\n"
-                )
-                summary.instances[cls] = summary.instances.get(cls, 0) + 1
-            stem = f"{truth.scenario}_{frame_truth.index:06d}"
-            cv2.imwrite(str(images_dir / f"{stem}.jpg"), image, [cv2.IMWRITE_JPEG_QUALITY, 95])
-            (labels_dir / f"{stem}.txt").write_text("".join(lines))
-            summary.images += 1
+                boxes.append((classes.index(cls), cls, seen.visible_box))
+            tiles = plan_tiles(h, w, tile) if tile is not None else [Tile(0, 0, w, h, full=True)]
+            for k, part in enumerate(t for t in tiles if not (tile is not None and t.full)):
+                lines = _tile_labels(boxes, part, min_side_px, summary)
+                stem = f"{truth.scenario}_{frame_truth.index:06d}" + ("" if part.full else f"_t{k}")
+                crop = part.crop(image)
+                cv2.imwrite(str(images_dir / f"{stem}.jpg"), crop, [cv2.IMWRITE_JPEG_QUALITY, 95])
+                (labels_dir / f"{stem}.txt").write_text("".join(lines))
+                summary.images += 1
     (out / "data.yaml").write_text(
         yaml.safe_dump(
             {"path": str(out.resolve()), "train": "images/val", "val": "images/val", "names": dict(enumerate(classes))},
@@ -90,3 +95,25 @@ def export_yolo(
         )
     )
     return summary
+
+
+def _tile_labels(
+    boxes: list[tuple[int, str, tuple[float, float, float, float]]],
+    tile: Tile,
+    min_side_px: float,
+    summary: ExportSummary,
+) -> list[str]:
+    """YOLO lines of the boxes mostly inside ``tile``, clipped to it and in its own normalised coordinates."""
+    w, h = tile.x1 - tile.x0, tile.y1 - tile.y0
+    lines = []
+    for class_id, cls, (x1, y1, x2, y2) in boxes:
+        cx1, cy1 = max(x1, tile.x0) - tile.x0, max(y1, tile.y0) - tile.y0
+        cx2, cy2 = min(x2, tile.x1) - tile.x0, min(y2, tile.y1) - tile.y0
+        area = max(x2 - x1, 0.0) * max(y2 - y1, 0.0)
+        inside = max(cx2 - cx1, 0.0) * max(cy2 - cy1, 0.0)
+        if area <= 0 or inside / area < MIN_SHARE_IN_TILE or min(cx2 - cx1, cy2 - cy1) < min_side_px:
+            continue
+        lines.append(f"{class_id} {(cx1 + cx2) / 2 / w:.6f} {(cy1 + cy2) / 2 / h:.6f} {(cx2 - cx1) / w:.6f} "
+                     f"{(cy2 - cy1) / h:.6f}\n")  # fmt: skip
+        summary.instances[cls] = summary.instances.get(cls, 0) + 1
+    return lines

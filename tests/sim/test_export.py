@@ -46,3 +46,23 @@ def test_export_refuses_a_scenario_without_video(market, tmp_path):
     summary, _ = market  # rendered with video=False
     with pytest.raises(ValueError, match="no video"):
         export_yolo(folder(summary), tmp_path / "yolo", CLASSES, progress=False)
+
+
+def test_tiled_export_labels_each_tile_with_the_boxes_mostly_inside_it(drone, tmp_path):
+    from detector.inference.tiling import TilingSpec, plan_tiles
+
+    summary, truth = drone
+    spec = TilingSpec(tile_px=192, overlap_px=32, full_frame=False)
+    whole = export_yolo(folder(summary), tmp_path / "whole", CLASSES, every_s=10.0, progress=False)
+    tiled = export_yolo(folder(summary), tmp_path / "tiled", CLASSES, every_s=10.0, progress=False, tile=spec)
+    tiles = plan_tiles(truth.height, truth.width, spec)
+    assert len(tiles) > 1
+    assert tiled.images == whole.images * len(tiles)
+    image = cv2.imread(str(next((tmp_path / "tiled" / "images" / "val").glob("*_t1.jpg"))))
+    assert image.shape[:2] == (tiles[1].y1 - tiles[1].y0, tiles[1].x1 - tiles[1].x0)
+    # Every box of the whole frames is labelled in at least one tile (overlap >= its size, or half of it fits).
+    assert sum(tiled.instances.values()) >= sum(whole.instances.values()) > 0
+    for label in (tmp_path / "tiled" / "labels" / "val").glob("*.txt"):
+        for row in label.read_text().splitlines():
+            _, cx, cy, w, h = (float(v) for v in row.split())
+            assert 0 <= cx - w / 2 - 1e-6 and cx + w / 2 <= 1 + 1e-6 and 0 <= cy - h / 2 - 1e-6 <= 1
