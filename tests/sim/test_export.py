@@ -65,4 +65,5 @@ def test_tiled_export_labels_each_tile_with_the_boxes_mostly_inside_it(drone, tm
     for label in (tmp_path / "tiled" / "labels" / "val").glob("*.txt"):
         for row in label.read_text().splitlines():
             _, cx, cy, w, h = (float(v) for v in row.split())
-            assert 0 <= cx - w / 2 - 1e-6 and cx + w / 2 <= 1 + 1e-6 and 0 <= cy - h / 2 - 1e-6 <= 1
+            x1, x2, y1, y2 = cx - w / 2, cx + w / 2, cy - h / 2, cy + h / 2
+            assert x1 >= -1e-6 and y1 >= -1e-6 and x2 <= 1 + 1e-6 and y2 <= 1 + 1e-6, row
