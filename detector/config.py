@@ -22,7 +22,7 @@ from detector.rules.config import RulesConfig
 from detector.tracking.config import TrackerConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_WEIGHTS = REPO_ROOT / "weights" / "streetwatch-v3.pt"
+DEFAULT_WEIGHTS = REPO_ROOT / "weights" / "streetwatch-v4.pt"
 ENV_PREFIX = "STREETWATCH__"
 
 
