@@ -269,16 +269,15 @@ class InferenceCore:
                 _fail(job.future, exc)
             return
         for (job, i), detections in zip(batch, results, strict=True):
-            if job.started is None:
-                job.started = started
-                job.timings = timings
-            elif job.timings is not timings:
-                job.timings = _add(job.timings, timings)
             job.results[i] = detections
+        # Each frame once per batch: it took part in this batch's time, however many of its tiles ran in it.
+        for job in {id(job): job for job, _ in batch}.values():
+            job.timings = timings if job.started is None else job.timings + timings
+            job.started = started if job.started is None else job.started
             if len(job.results) == len(job.tiles) and not job.future.done():
                 height, width = job.frame.image.shape[:2]
                 merged = merge_tiles(
-                    [(job.tiles[k], job.results[k]) for k in range(len(job.tiles))],
+                    [(tile, job.results[k]) for k, tile in enumerate(job.tiles)],
                     height,
                     width,
                     self.tiling.settings.match_ios,
@@ -298,12 +297,6 @@ def _claim(future: Future[Inference]) -> bool:
     if future.done():
         return False
     return future.set_running_or_notify_cancel()
-
-
-def _add(a: BatchTimings, b: BatchTimings) -> BatchTimings:
-    return BatchTimings(
-        a.preprocess_ms + b.preprocess_ms, a.forward_ms + b.forward_ms, a.postprocess_ms + b.postprocess_ms
-    )
 
 
 def _fail(future: Future[Inference], exc: Exception) -> None:

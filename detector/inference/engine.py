@@ -45,6 +45,13 @@ class BatchTimings:
     def total_ms(self) -> float:
         return self.preprocess_ms + self.forward_ms + self.postprocess_ms
 
+    def __add__(self, other: BatchTimings) -> BatchTimings:
+        return BatchTimings(
+            self.preprocess_ms + other.preprocess_ms,
+            self.forward_ms + other.forward_ms,
+            self.postprocess_ms + other.postprocess_ms,
+        )
+
 
 class Engine(ABC):
     """A loaded model that detects objects in batches of images."""

@@ -238,3 +238,27 @@ def test_the_service_tiles_only_the_sources_its_settings_name(tmp_path):
     assert len(tiled) == 1 and len(whole) == 1
     np.testing.assert_allclose(tiled[0], [300, 500, 1200, 621], atol=1)
     np.testing.assert_allclose(whole[0], tiled[0], atol=1)
+
+
+class OneMsEngine(Engine):
+    """Finds nothing; every batch reports 1 ms of forward time, whatever its size."""
+
+    def __init__(self) -> None:
+        self.name, self.version, self.class_names, self.device, self.backend = "1ms", "0", ["x"], "cpu", "1ms"
+
+    def infer(self, images: Sequence[ImageArray]) -> tuple[list[Detections], BatchTimings]:
+        return [Detections() for _ in images], BatchTimings(forward_ms=1.0)
+
+
+def test_a_tiled_frame_reports_the_time_of_each_batch_it_ran_in_once():
+    tiling = TilingSettings(sources={"drone": TilingSpec(tile_px=64, overlap_px=8)})
+    core = _core(OneMsEngine(), tiling, max_batch=4, max_per_source=4)
+    drone = np.zeros((112, 176, 3), dtype=np.uint8)  # 7 items: batches of 4 and 3
+
+    async def go() -> float:
+        return (await core.submit(Frame("drone", 0, 1.0, drone), DeliveryMode.LOSSLESS)).timings.forward_ms
+
+    try:
+        assert asyncio.run(go()) == 2.0
+    finally:
+        core.stop()
