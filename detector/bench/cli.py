@@ -45,14 +45,13 @@ def _variant(text: str) -> tuple[str, tuple[str, ...]]:
 
 def _tiling(text: str) -> tuple[str, tuple[str, ...]]:
     """``640:128`` -> the variant ``tiled-640`` with every source tiled in 640 px tiles overlapping by 128 px."""
-    tile, sep, overlap = text.partition(":")
+    from detector.inference.tiling import TilingSpec
+
     try:
-        tile_px, overlap_px = int(tile), int(overlap)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected TILE_PX:OVERLAP_PX, e.g. 640:128, got {text!r}") from None
-    if not sep or tile_px < 64 or not 0 <= overlap_px < tile_px:
-        raise argparse.ArgumentTypeError(f"expected TILE_PX >= 64 and 0 <= OVERLAP_PX < TILE_PX, got {text!r}")
-    return f"tiled-{tile_px}", (f"tiling.default={{tile_px: {tile_px}, overlap_px: {overlap_px}}}",)
+        spec = TilingSpec.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return f"tiled-{spec.tile_px}", (f"tiling.default={{tile_px: {spec.tile_px}, overlap_px: {spec.overlap_px}}}",)
 
 
 def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -46,6 +46,18 @@ class TilingSpec(BaseModel):
             raise ValueError(f"overlap_px ({self.overlap_px}) must be smaller than tile_px ({self.tile_px})")
         return self
 
+    @classmethod
+    def parse(cls, text: str, full_frame: bool = True) -> TilingSpec:
+        """``"960:192"`` (TILE_PX:OVERLAP_PX), as command lines take it; ValueError says what is wrong."""
+        tile, sep, overlap = text.partition(":")
+        try:
+            if not sep:
+                raise ValueError("no ':'")
+            return cls(tile_px=int(tile), overlap_px=int(overlap), full_frame=full_frame)
+        except ValueError as exc:  # int() or the checks above (pydantic's ValidationError is a ValueError)
+            raise ValueError(f"expected TILE_PX:OVERLAP_PX with TILE_PX >= 64 and 0 <= OVERLAP_PX < TILE_PX, "
+                             f"e.g. 960:192, got {text!r} ({exc})") from None  # fmt: skip
+
 
 TilingChoice = Literal["off", "auto"] | TilingSpec
 

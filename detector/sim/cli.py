@@ -179,11 +179,10 @@ def _export(args: argparse.Namespace) -> int:
     if args.tile:
         from detector.inference.tiling import TilingSpec
 
-        size, _, overlap = args.tile.partition(":")
         try:
-            tile = TilingSpec(tile_px=int(size), overlap_px=int(overlap or 0), full_frame=False)
-        except ValueError as exc:  # int() or the spec's own checks (pydantic's error is a ValueError)
-            print(f"detector sim export-yolo: --tile must be TILE_PX:OVERLAP_PX, e.g. 960:192 ({exc})", file=sys.stderr)
+            tile = TilingSpec.parse(args.tile, full_frame=False)
+        except ValueError as exc:
+            print(f"detector sim export-yolo: --tile: {exc}", file=sys.stderr)
             return 2
     summary = export_yolo(
         args.scenario_dir, args.out, list(classes), args.every, args.min_visibility, args.min_side, tile=tile

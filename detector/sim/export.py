@@ -80,8 +80,9 @@ def export_yolo(
                 if cls not in classes or seen.visible_box is None or seen.visibility < min_visibility:
                     continue
                 boxes.append((classes.index(cls), cls, seen.visible_box))
-            tiles = plan_tiles(h, w, tile) if tile is not None else [Tile(0, 0, w, h, full=True)]
-            for k, part in enumerate(t for t in tiles if not (tile is not None and t.full)):
+            # The tiles alone (a frame that one tile covers is written whole), or the whole frame when untiled.
+            parts = plan_tiles(h, w, tile.model_copy(update={"full_frame": False}) if tile is not None else None)
+            for k, part in enumerate(parts):
                 lines = _tile_labels(boxes, part, min_side_px, summary)
                 stem = f"{truth.scenario}_{frame_truth.index:06d}" + ("" if part.full else f"_t{k}")
                 crop = part.crop(image)

@@ -67,3 +67,14 @@ def test_tiled_export_labels_each_tile_with_the_boxes_mostly_inside_it(drone, tm
             _, cx, cy, w, h = (float(v) for v in row.split())
             x1, x2, y1, y2 = cx - w / 2, cx + w / 2, cy - h / 2, cy + h / 2
             assert x1 >= -1e-6 and y1 >= -1e-6 and x2 <= 1 + 1e-6 and y2 <= 1 + 1e-6, row
+
+
+def test_a_tile_larger_than_the_frame_exports_each_frame_whole(drone, tmp_path):
+    from detector.inference.tiling import TilingSpec
+
+    summary, truth = drone
+    big = TilingSpec(tile_px=max(truth.width, truth.height) + 64, overlap_px=32)
+    whole = export_yolo(folder(summary), tmp_path / "whole", CLASSES, every_s=10.0, progress=False)
+    tiled = export_yolo(folder(summary), tmp_path / "tiled", CLASSES, every_s=10.0, progress=False, tile=big)
+    assert tiled.images == whole.images > 0
+    assert tiled.instances == whole.instances
