@@ -84,14 +84,15 @@ def ensure_rendered(settings: DemoSettings) -> dict[str, Path]:
             partial = folder.with_name(folder.name + ".partial")
             shutil.rmtree(partial, ignore_errors=True)
             print(f"rendering {name} (first run only; cached in {folder})", flush=True)
+            width, height = settings.size(name)
             summary = render_scenario(
                 name,
                 partial,
                 seed=settings.seed,
                 minutes=settings.minutes,
                 fps=settings.fps,
-                width=settings.size(name)[0],
-                height=settings.size(name)[1],
+                width=width,
+                height=height,
             )
             print(summary.text(), flush=True)
             shutil.rmtree(folder, ignore_errors=True)

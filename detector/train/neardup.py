@@ -45,17 +45,18 @@ def group_near_duplicates(
             i = int(parent[i])
         return i
 
+    def union(i: int, j: int) -> None:
+        a, b = find(i), find(j)
+        if a != b:
+            parent[max(a, b)] = min(a, b)
+
     values = np.array(hashes, dtype=np.uint64)
     for i in range(n - 1):
         xor = np.bitwise_xor(values[i + 1 :], values[i])
         distance = np.bitwise_count(xor)
         for j in np.nonzero(distance <= max_hamming)[0]:
-            a, b = find(i), find(i + 1 + int(j))
-            if a != b:
-                parent[max(a, b)] = min(a, b)
+            union(i, i + 1 + int(j))
     first_of: dict[str, int] = {}
     for i, key in enumerate(same_scene or []):
-        a, b = find(first_of.setdefault(key, i)), find(i)
-        if a != b:
-            parent[max(a, b)] = min(a, b)
+        union(first_of.setdefault(key, i), i)
     return np.array([find(i) for i in range(n)], dtype=np.int64)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from detector.inference.tiling import (
     plan_tiles,
 )
 from detector.types import DeliveryMode, Detections, Frame, ImageArray
+from tests.inference.test_batcher import RecordingEngine
 
 RED = (0, 0, 255)
 
@@ -126,21 +126,6 @@ def test_two_neighbours_of_one_class_stay_two():
     assert len(merged) == 2
 
 
-class RecordingEngine(Engine):
-    """Records the size and the source marker of every item per batch; finds nothing. Blocks while gated."""
-
-    def __init__(self) -> None:
-        self.name, self.version, self.class_names, self.device, self.backend = "rec", "0", ["x"], "cpu", "rec"
-        self.batches: list[list[int]] = []
-        self.gate = threading.Event()
-        self.gate.set()
-
-    def infer(self, images: Sequence[ImageArray]) -> tuple[list[Detections], BatchTimings]:
-        self.gate.wait(10)
-        self.batches.append([int(im[0, 0, 0]) for im in images])
-        return [Detections() for _ in images], BatchTimings()
-
-
 def test_tiles_are_batch_items_counted_against_their_source():
     engine = RecordingEngine()
     engine.gate.clear()
@@ -161,9 +146,10 @@ def test_tiles_are_batch_items_counted_against_their_source():
         asyncio.run(go())
     finally:
         core.stop()
+    # The recording engine names each input by its first pixel: the drone's are "1:1", the camera's "2:2".
     assert sum(len(b) for b in engine.batches) == 8
-    assert all(b.count(1) <= 2 for b in engine.batches), f"more than max_per_source tiles in a batch: {engine.batches}"
-    assert 2 in engine.batches[1], f"the camera waited behind the drone's tiles: {engine.batches}"
+    assert all(b.count("1:1") <= 2 for b in engine.batches), f"more than max_per_source tiles: {engine.batches}"
+    assert "2:2" in engine.batches[1], f"the camera waited behind the drone's tiles: {engine.batches}"
 
 
 def test_tiling_off_gives_exactly_the_untiled_results_of_the_real_model(engine, street_photos):

@@ -16,6 +16,8 @@ from detector.train.evaluate import evaluate
 from tests.conftest import shared_path
 
 NAMES = {0: "garbage", 1: "garbage_bin", 2: "overflow"}
+# A training run small enough for a test: one epoch of 64 px images on the CPU, no cache, no workers.
+TINY_RUN = {"imgsz": 64, "epochs": 1, "batch": 4, "workers": 0, "cache": "none", "device": "cpu", "work_dir": "work"}
 
 
 def _mini_dataset(root: Path, n: int, displace: bool = False) -> Path:
@@ -65,13 +67,7 @@ def test_train_writes_a_checkpoint_with_the_unified_names_and_eval_reads_it(tmp_
         "name": "tiny",
         "seed": 0,
         "classes": ["garbage", "garbage_bin", "overflow", "pothole"],
-        "imgsz": 64,
-        "epochs": 1,
-        "batch": 4,
-        "workers": 0,
-        "cache": "none",
-        "device": "cpu",
-        "work_dir": "work",
+        **TINY_RUN,
         "output": "tiny.pt",
         "sources": [
             {
@@ -131,16 +127,10 @@ def test_training_starts_from_the_coco_pretrained_checkpoint_with_our_classes_an
         "name": "from-coco",
         "classes": ["garbage", "garbage_bin", "overflow", "pothole", "stall"],
         "init_weights": str(pretrained),
-        "imgsz": 64,
-        "epochs": 1,
-        "batch": 4,
-        "workers": 0,
-        "cache": "none",
-        "device": "cpu",
+        **TINY_RUN,
         "lr0": 1e-6,  # so that the checkpoint still shows where it started
         "warmup_epochs": 0,
         "augment": {"flipud": 0.0, "fliplr": 0.25, "mosaic": 0.5, "close_mosaic": 1},
-        "work_dir": "work",
         "output": "from-coco.pt",
         "sources": [
             {"name": "mini", "path": str(data.parent), "classes": {"garbage": "garbage"}, "val_fraction": 0.25}
