@@ -17,12 +17,16 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from detector.api.auth import AuthSettings
+from detector.inference.batcher import BatchingSettings
+from detector.inference.engine import ModelSettings
 from detector.inference.tiling import TilingSettings
+from detector.ingest.config import IngestSettings
+from detector.paths import DEFAULT_WEIGHTS as DEFAULT_WEIGHTS
+from detector.paths import REPO_ROOT as REPO_ROOT
 from detector.rules.config import RulesConfig
+from detector.store.config import StoreSettings
 from detector.tracking.config import TrackerConfig
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_WEIGHTS = REPO_ROOT / "weights" / "streetwatch-v4.pt"
 ENV_PREFIX = "STREETWATCH__"
 
 
@@ -63,81 +67,6 @@ class ServerSettings(_Section):
     )
 
 
-class ModelSettings(_Section):
-    weights: Path = Field(DEFAULT_WEIGHTS, description="Model weights (.pt for torch, .onnx for onnx).")
-    backend: Literal["auto", "torch", "onnx", "colour-blobs"] = Field(
-        "auto",
-        description="Inference engine: auto (onnx on the CPU, torch on CUDA), torch (.pt), onnx (.onnx, or a .pt "
-        "exported once into export_dir), colour-blobs (scripted runs).",
-    )
-    export_dir: Path = Field(
-        REPO_ROOT / ".cache" / "engines", description="Where exported engines (ONNX) are cached, per weights hash."
-    )
-    device: str = Field("auto", description="'auto' (first CUDA GPU, else CPU), 'cpu', 'cuda' or 'cuda:N'.")
-    imgsz: int = Field(
-        416,
-        ge=32,
-        le=4096,
-        description="Model input size (longest side), pixels; the default model was trained at 416.",
-    )
-    conf: float = Field(0.25, ge=0.0, le=1.0, description="Minimum detection confidence.")
-    iou: float = Field(0.7, ge=0.0, le=1.0, description="NMS IoU threshold.")
-    max_det: int = Field(300, ge=1, description="Most detections per frame.")
-    half: bool = Field(True, description="fp16 on CUDA (ignored on the CPU).")
-    warmup_batch_sizes: list[int] = Field([1], description="Batch sizes run once at start-up before SERVING.")
-
-
-class BatchingSettings(_Section):
-    max_batch: int = Field(8, ge=1, le=1024, description="Most frames in one batch.")
-    max_wait_ms: float = Field(10.0, ge=0, description="Longest a frame waits for its batch to fill.")
-    max_per_source: int = Field(4, ge=1, description="Most frames of one source in one batch (fairness).")
-    queue_size: int = Field(8, ge=1, description="Frames queued per source before LIVE drops / LOSSLESS waits.")
-
-
-class IngestSettings(_Section):
-    decode_threads: int = Field(2, ge=1, le=64, description="Threads decoding JPEG/PNG frames.")
-    max_pixels: int = Field(
-        4096 * 4096, ge=1, description="Largest image accepted (width x height); larger gets IMAGE_TOO_LARGE."
-    )
-    max_side_px: int = Field(8192, ge=1, description="Largest width or height accepted.")
-    max_fps_per_source: float | None = Field(
-        None,
-        gt=0,
-        description="Frames per second accepted per source (wall time); more get RATE_LIMITED. None: no cap.",
-    )
-    sources: list[str] = Field(
-        default_factory=list, description="Allowed source ids; empty allows any (the embedded default)."
-    )
-    max_video_bytes: int = Field(
-        4 * 1024**3, ge=1, description="Largest recorded-flight video SubmitVideo accepts, in bytes."
-    )
-    max_srt_bytes: int = Field(64 * 1024**2, ge=1, description="Largest .SRT SubmitVideo accepts, in bytes.")
-    upload_dir: Path | None = Field(
-        None, description="Where SubmitVideo spools uploaded videos while it runs them; None: the system temp dir."
-    )
-
-
-class StoreSettings(_Section):
-    backend: str = Field("sqlite", description="Incident store backend.")
-    data_dir: Path = Field(
-        Path("streetwatch-data"), description="Database and evidence files; relative to the working directory."
-    )
-    retention_max_age_s: float | None = Field(
-        30 * 86400.0, gt=0, description="Evidence and cleared incidents older than this are pruned (None: keep)."
-    )
-    retention_max_bytes: int | None = Field(
-        20 * 1024**3, gt=0, description="Evidence beyond this many bytes is pruned, oldest first (None: no cap)."
-    )
-    maintenance_interval_s: float = Field(3600.0, gt=0, description="How often retention and checks run.")
-    retry_interval_s: float = Field(
-        2.0, gt=0, description="While the store refuses appends (disk full), how often waiting events are retried."
-    )
-    integrity_spot_checks: int = Field(
-        16, ge=0, description="Evidence files re-hashed by each integrity check (picked at random)."
-    )
-    check_on_start: bool = Field(True, description="Run the integrity check (SQLite quick_check) at start-up.")
-
-
 class LoggingSettings(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
     json_format: bool = Field(True, description="One JSON object per log line (False: plain text).")
@@ -159,16 +88,8 @@ class ServiceConfig(_Section):
 
     @model_validator(mode="after")
     def _verify(self) -> ServiceConfig:
-        verify_batching(self.batching)
         verify_auth(self.auth)
         return self
-
-
-def verify_batching(b: BatchingSettings) -> None:
-    if b.max_per_source > b.max_batch:
-        raise ValueError(
-            f"batching.max_per_source ({b.max_per_source}) cannot exceed batching.max_batch ({b.max_batch})"
-        )
 
 
 def verify_auth(a: AuthSettings) -> None:
@@ -246,10 +167,24 @@ def _set_dotted(data: dict[str, Any], dotted: str, value: Any, origin: str) -> N
     node[leaf] = value
 
 
+def _without_kind_tags(loc: Sequence[int | str]) -> list[str]:
+    """The key path without pydantic's union tags: ``rules.sources.cam.zones``, not ``...cam.fixed.zones``."""
+    parts = [str(p) for p in loc]
+    return [
+        part
+        for i, part in enumerate(parts)
+        if not (
+            part in ("fixed", "moving")
+            and i >= 1
+            and (parts[i - 1] == "default_source" or parts[i - 2 : i - 1] == ["sources"])
+        )
+    ]
+
+
 def _describe(exc: ValidationError) -> str:
     lines = []
     for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"]) or "config"
+        where = ".".join(_without_kind_tags(err["loc"])) or "config"
         if err["type"] == "extra_forbidden":
             lines.append(f"{where}: unknown setting")
         else:

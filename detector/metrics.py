@@ -67,6 +67,15 @@ class ServiceMetrics:
         self.store_problems = Gauge(
             "streetwatch_store_integrity_problems", "Problems the last store integrity check found.", registry=r
         )
+        self.source_gaps = Counter(
+            "streetwatch_source_gaps",
+            "Frames that came after a gap in their source (the camera reconnected at its gateway).",
+            ["source_id"],
+            registry=r,
+        )
+        self.source_gap_seconds = Counter(
+            "streetwatch_source_gap_seconds", "Capture time lost to source gaps, in seconds.", ["source_id"], registry=r
+        )
         self.calls_refused = Counter(
             "streetwatch_calls_refused", "Calls refused by authentication, by status code.", ["code"], registry=r
         )

@@ -7,8 +7,9 @@ Time is seconds (``capture_ts``, float, from the capture timestamp), never a fra
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import Enum, StrEnum
 
 import numpy as np
 import numpy.typing as npt
@@ -130,6 +131,30 @@ class Detections:
         )
 
 
+class LocationMethod(StrEnum):
+    """How an incident's ground position was obtained."""
+
+    HOMOGRAPHY = "HOMOGRAPHY"  # a fixed camera's ground calibration
+    DRONE_PROJECTION = "DRONE_PROJECTION"  # a moving camera's ray from its telemetry onto flat ground
+    SOURCE_FIXED = "SOURCE_FIXED"  # the camera's own position (no calibration)
+
+
+class EvidenceKind(StrEnum):
+    """What an evidence file shows."""
+
+    FRAME_JPEG = "frame_jpeg"  # the whole frame, the box drawn
+    CROP_JPEG = "crop_jpeg"  # the box and its surroundings
+
+
+class Severity(StrEnum):
+    """An incident category's severity, as the case system ranks it."""
+
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+
 @dataclass(frozen=True)
 class GeoPoint:
     """A WGS84 position with its 1-sigma horizontal accuracy and how it was obtained."""
@@ -137,7 +162,23 @@ class GeoPoint:
     lat: float
     lon: float
     accuracy_m: float
-    method: str  # "HOMOGRAPHY", "DRONE_PROJECTION" or "SOURCE_FIXED"
+    method: LocationMethod
+
+
+@dataclass(frozen=True)
+class GroundFixes:
+    """What the geo stage adds to one frame's detections: a ground position per detection row (or None), what to
+    say about each, the source's pose, and (moving cameras) which ground points the frame shows, so that an
+    absence means "gone" only where the camera looked."""
+
+    locations: Sequence[GeoPoint | None]
+    notes: Sequence[str]  # why a row is not located, or what its location assumed; "" when nothing
+    pose: Telemetry | None = None
+    in_view: Callable[[GeoPoint], bool] | None = None  # None: the frame's footprint is unknown
+
+    @classmethod
+    def unlocated(cls, n: int, note: str = "", pose: Telemetry | None = None) -> GroundFixes:
+        return cls([None] * n, [note] * n, pose)
 
 
 class EventType(Enum):
@@ -152,7 +193,7 @@ class EventType(Enum):
 class Evidence:
     """A stored evidence file (e.g. a JPEG crop), addressed by content hash."""
 
-    kind: str  # "frame_jpeg", "crop_jpeg"
+    kind: EvidenceKind
     sha256: str
     uri: str
 
@@ -170,7 +211,7 @@ class IncidentEvent:
     category: str
     case_code: str
     label: str
-    severity: str
+    severity: Severity
     confidence: float
     source_id: str
     first_seen_ts: float

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from detector.config import DEFAULT_WEIGHTS, ServiceConfig, load_config
-from detector.inference.engine import Engine, EngineSettings, build_engine
+from detector.inference.engine import Engine, ModelSettings, build_engine
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -36,7 +36,7 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
 def engine() -> Engine:
     """The committed model on the CPU, at the service's default input size, with a low threshold so that
     comparisons see many boxes."""
-    return build_engine("torch", EngineSettings(weights=DEFAULT_WEIGHTS, device="cpu", imgsz=320, conf=0.05))
+    return build_engine("torch", ModelSettings(weights=DEFAULT_WEIGHTS, device="cpu", imgsz=320, conf=0.05))
 
 
 @pytest.fixture(scope="session")

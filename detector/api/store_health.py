@@ -3,7 +3,7 @@
 ``streetwatch.v1.Incidents`` is SERVING only while the service serves, the event log takes appends, and the last
 integrity check found the database sound. A damaged evidence file is reported (log, metric) but leaves it
 SERVING: the events stand, one photo is lost. Ingest is never held by the store: frames keep their answers while
-events wait in memory (see ``IncidentStage``).
+events wait in memory (see ``detector.incidents.writer``).
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ import grpc
 
 from detector.api import convert
 from detector.api._gen.streetwatch.v1 import ingest_pb2 as pb
+from detector.ingest.admission import check_source_id
 from detector.ingest.decode import FrameRejected
 
 MAX_TELEMETRY_OFFSET_S = 3600.0
@@ -54,7 +55,7 @@ def _invalid(message: str) -> UploadRejected:
 
 def check_header(header: pb.VideoHeader, limits: UploadLimits, video_path: Path) -> VideoUpload:
     try:
-        convert.check_source_id(header.source_id)
+        check_source_id(header.source_id)
         if not header.HasField("start_time"):
             raise _invalid("header.start_time is required: the capture time of the video's first frame")
         start_ts = convert.wall_clock_s(header.start_time, "header.start_time")

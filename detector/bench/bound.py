@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from detector import yolo_env
 from detector.bench.frames import FrameSet
-from detector.inference.engine import EngineSettings, build_engine
+from detector.inference.engine import ModelSettings, build_engine
 from detector.inference.letterbox import letterbox_batch
 
 ROUNDS = 3
@@ -65,7 +65,7 @@ def fastest(speeds: Sequence[BatchSpeed]) -> BatchSpeed:
 
 def engine_bound(
     backend: str,
-    settings: EngineSettings,
+    settings: ModelSettings,
     frames: FrameSet,
     batch_sizes: Sequence[int],
     min_time_s: float,

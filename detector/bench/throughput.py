@@ -24,7 +24,7 @@ from detector.bench.machine import MachineInfo
 from detector.bench.service_load import LoadResult, LoadSettings, ServiceProcess, StageTotals, drive_streams
 from detector.bench.stats import Latency, batch_histogram, frames_per_s, in_window, steady_window
 from detector.config import ConfigError, load_config
-from detector.inference.engine import EngineSettings, build_engine
+from detector.inference.engine import ModelSettings, build_engine
 from detector.inference.onnx_export import onnx_weights
 
 BASELINE = "ultralytics-predict"
@@ -174,8 +174,8 @@ def run_throughput(settings: ThroughputSettings, machine: MachineInfo, work_dir:
     return report
 
 
-def _engine_settings(weights: Path, s: ThroughputSettings) -> EngineSettings:
-    return EngineSettings(weights=weights, device=s.device, imgsz=s.imgsz, conf=s.conf, iou=s.iou)
+def _engine_settings(weights: Path, s: ThroughputSettings) -> ModelSettings:
+    return ModelSettings(weights=weights, device=s.device, imgsz=s.imgsz, conf=s.conf, iou=s.iou)
 
 
 def _backend_weights(backend: str, s: ThroughputSettings, report: ThroughputReport) -> Path | None:
@@ -195,8 +195,12 @@ def _check_backend(
 ) -> None:
     """Boxes of ``backend`` vs torch on up to 8 frames per resolution, at a low threshold so that many are compared."""
     check_conf = min(s.conf, 0.05)
-    reference = build_engine("torch", EngineSettings(s.weights, s.device, s.imgsz, check_conf, s.iou))
-    candidate = build_engine(backend, EngineSettings(path, s.device, s.imgsz, check_conf, s.iou))
+    reference = build_engine(
+        "torch", ModelSettings(weights=s.weights, device=s.device, imgsz=s.imgsz, conf=check_conf, iou=s.iou)
+    )
+    candidate = build_engine(
+        backend, ModelSettings(weights=path, device=s.device, imgsz=s.imgsz, conf=check_conf, iou=s.iou)
+    )
     for fs in frame_sets:
         agreement = check_agreement(reference, candidate, fs.images[:8], check_conf)
         report.agreements.append((fs.resolution, agreement))

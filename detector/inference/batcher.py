@@ -1,7 +1,7 @@
-"""The inference core: bounded per-source queues, a fair dynamic batcher and one worker running the engine.
+"""The inference core: a fair dynamic batcher over the ingest queues and one worker running the engine.
 
-- Every source has its own bounded queue. A LIVE frame that finds it full pushes out the oldest queued frame of
-  that source (which completes as DROPPED); a LOSSLESS frame waits for room, and so holds back its sender.
+- Frames wait in their source's bounded queue (:mod:`detector.ingest.queues` owns the queues and the drop policy
+  of each delivery mode).
 - A batch is cut when it holds ``max_batch`` frames or when its oldest frame has waited ``max_wait_ms``.
 - Batches are filled round-robin over the sources that have frames, at most ``max_per_source`` items of one
   source per batch, starting after the source served first last time, so no stream can starve the others.
@@ -18,22 +18,36 @@ import asyncio
 import contextlib
 import threading
 import time
-from collections import OrderedDict, deque
 from collections.abc import Callable
 from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
+from typing import Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from detector.inference.engine import BatchTimings, Engine
 from detector.inference.tiling import Tile, TilingPolicy, TilingSettings, merge_tiles
+from detector.ingest.queues import QueuesClosed, SourceQueues
 from detector.types import DeliveryMode, Detections, Frame
 
 
-@dataclass(frozen=True)
-class BatcherSettings:
-    max_batch: int = 8
-    max_wait_ms: float = 10.0
-    max_per_source: int = 4
-    queue_size: int = 8  # frames queued per source
+class BatchingSettings(BaseModel):
+    """The ``batching`` section: batch size, how long a batch may wait to fill, fairness and queue depth."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_batch: int = Field(8, ge=1, le=1024, description="Most frames in one batch.")
+    max_wait_ms: float = Field(10.0, ge=0, description="Longest a frame waits for its batch to fill.")
+    max_per_source: int = Field(4, ge=1, description="Most frames of one source in one batch (fairness).")
+    queue_size: int = Field(8, ge=1, description="Frames queued per source before LIVE drops / LOSSLESS waits.")
+
+    @model_validator(mode="after")
+    def _verify(self) -> Self:
+        if self.max_per_source > self.max_batch:
+            raise ValueError(
+                f"batching.max_per_source ({self.max_per_source}) cannot exceed batching.max_batch ({self.max_batch})"
+            )
+        return self
 
 
 class FrameDropped(Exception):
@@ -65,18 +79,18 @@ class _Job:
     taken: int = 0  # items handed to batches so far
     results: dict[int, Detections] = field(default_factory=dict)
     timings: BatchTimings = field(default_factory=BatchTimings)
-    started: float | None = None
+    started_at: float | None = None
 
     @property
     def waiting_items(self) -> int:
         return len(self.tiles) - self.taken
 
+    @property
+    def started(self) -> bool:
+        return self.taken > 0
 
-@dataclass
-class _SourceQueue:
-    jobs: deque[_Job] = field(default_factory=deque)
-    dropped_total: int = 0
-    space_waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = field(default_factory=list)
+    def drop(self, reason: str) -> None:
+        _fail(self.future, FrameDropped(f"frame {self.frame.seq} {reason.removeprefix('frame ')}"))
 
 
 @dataclass
@@ -92,7 +106,7 @@ class InferenceCore:
     def __init__(
         self,
         engine: Engine,
-        settings: BatcherSettings,
+        settings: BatchingSettings,
         on_batch: Callable[[BatchRecord], None] | None = None,
         on_drop: Callable[[str], None] | None = None,
         tiling: TilingPolicy | None = None,
@@ -101,10 +115,8 @@ class InferenceCore:
         self.settings = settings
         self.tiling = tiling or TilingPolicy(TilingSettings(), imgsz=640)
         self._on_batch = on_batch
-        self._on_drop = on_drop
-        self._lock = threading.Condition()
-        self._queues: OrderedDict[str, _SourceQueue] = OrderedDict()
-        self._accepting = True
+        self.queues: SourceQueues[_Job] = SourceQueues(settings.queue_size, on_drop)
+        self._lock = self.queues.lock
         self._running = True
         self._worker = threading.Thread(target=self._run, name="inference-core", daemon=True)
         self._worker.start()
@@ -113,46 +125,20 @@ class InferenceCore:
 
     async def submit(self, frame: Frame, mode: DeliveryMode) -> Inference:
         """Queue a frame and wait for its result. Raises FrameDropped or CoreStopped."""
-        loop = asyncio.get_running_loop()
         height, width = frame.image.shape[:2]
-        tiles = self.tiling.tiles(frame.source_id, height, width)
-        while True:
-            with self._lock:
-                if not self._accepting:
-                    raise CoreStopped("the inference core is draining")
-                queue = self._queues.setdefault(frame.source_id, _SourceQueue())
-                if len(queue.jobs) < self.settings.queue_size:
-                    job = _Job(frame, time.perf_counter(), tiles)
-                    queue.jobs.append(job)
-                    self._lock.notify_all()
-                    break
-                if mode is DeliveryMode.LIVE:
-                    # The oldest frame none of whose items has run yet; a frame already partly run (a tiled
-                    # frame whose first tiles are in a batch) is dropped only when it is the only one queued.
-                    oldest = next((j for j in queue.jobs if j.taken == 0), queue.jobs[0])
-                    queue.jobs.remove(oldest)
-                    queue.dropped_total += 1
-                    _fail(oldest.future, FrameDropped(f"frame {oldest.frame.seq} replaced by a newer one"))
-                    if self._on_drop is not None:
-                        self._on_drop(frame.source_id)
-                    job = _Job(frame, time.perf_counter(), tiles)
-                    queue.jobs.append(job)
-                    self._lock.notify_all()
-                    break
-                waiter: asyncio.Future[None] = loop.create_future()
-                queue.space_waiters.append((loop, waiter))
-            await waiter
+        job = _Job(frame, time.perf_counter(), self.tiling.tiles(frame.source_id, height, width))
+        try:
+            await self.queues.put(frame.source_id, job, mode)
+        except QueuesClosed as exc:
+            raise CoreStopped(str(exc)) from None
         return await asyncio.wrap_future(job.future)
 
     def dropped_total(self, source_id: str) -> int:
-        with self._lock:
-            queue = self._queues.get(source_id)
-            return 0 if queue is None else queue.dropped_total
+        return self.queues.dropped_total(source_id)
 
     def queue_depths(self) -> dict[str, int]:
         """Frames queued per source (a tiled frame counts once until its last item is in a batch)."""
-        with self._lock:
-            return {source: len(q.jobs) for source, q in self._queues.items()}
+        return self.queues.depths()
 
     # ---- lifecycle -------------------------------------------------------------------------------------------
 
@@ -160,11 +146,9 @@ class InferenceCore:
         """Stop taking frames, finish the queued ones; True if all finished within the timeout."""
         deadline = time.monotonic() + timeout_s
         with self._lock:
-            self._accepting = False
-            for queue in self._queues.values():
-                self._wake_waiters(queue)
+            self.queues.close()
             self._lock.notify_all()
-            while any(q.jobs for q in self._queues.values()):
+            while any(True for _ in self.queues.busy()):
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
@@ -173,12 +157,10 @@ class InferenceCore:
 
     def stop(self) -> None:
         with self._lock:
-            self._accepting = False
+            self.queues.close()
             self._running = False
-            for queue in self._queues.values():
-                while queue.jobs:
-                    _fail(queue.jobs.popleft().future, CoreStopped("the inference core stopped"))
-                self._wake_waiters(queue)
+            for job in self.queues.clear():
+                _fail(job.future, CoreStopped("the inference core stopped"))
             self._lock.notify_all()
         self._worker.join(timeout=10)
 
@@ -197,31 +179,31 @@ class InferenceCore:
             while True:
                 if not self._running:
                     return None
-                pending = sum(j.waiting_items for q in self._queues.values() for j in q.jobs)
+                busy = [q for _, q in self.queues.busy()]
+                pending = sum(j.waiting_items for q in busy for j in q.jobs)
                 if pending:
-                    oldest = min(q.jobs[0].enqueued for q in self._queues.values() if q.jobs)
+                    oldest = min(q.jobs[0].enqueued for q in busy)
                     wait_left = oldest + max_wait_s - time.perf_counter()
-                    if pending >= self._fill_target() or wait_left <= 0 or not self._accepting:
+                    if pending >= self._fill_target(len(busy)) or wait_left <= 0 or not self.queues.accepting:
                         return self._take_round_robin()
                     self._lock.wait(wait_left)
                 else:
                     self._lock.wait()
 
-    def _fill_target(self) -> int:
+    def _fill_target(self, active: int) -> int:
         """Items that make a full batch, given the per-source cap and the sources that have frames."""
-        active = sum(1 for q in self._queues.values() if q.jobs)
         return min(self.settings.max_batch, active * self.settings.max_per_source)
 
     def _take_round_robin(self) -> list[tuple[_Job, int]]:
         """Items as (frame, tile index); a frame leaves its queue when its last item is taken."""
         batch: list[tuple[_Job, int]] = []
         taken: dict[str, int] = {}
-        order = [source for source, q in self._queues.items() if q.jobs]
+        order = [source for source, _ in self.queues.busy()]
         progress = True
         while len(batch) < self.settings.max_batch and progress:
             progress = False
             for source in order:
-                queue = self._queues[source]
+                queue = self.queues.get(source)
                 if queue.jobs and taken.get(source, 0) < self.settings.max_per_source:
                     head = queue.jobs[0]
                     batch.append((head, head.taken))
@@ -232,27 +214,13 @@ class InferenceCore:
                     progress = True
                     if len(batch) == self.settings.max_batch:
                         break
-        # The source served first goes to the back, so the next batch starts with the one after it.
         if order:
-            self._queues.move_to_end(order[0])
+            self.queues.served_first(order[0])
         for source in taken:
-            self._wake_waiters(self._queues[source])
-        self._forget_idle_sources()
+            self.queues.wake(source)
+        self.queues.forget_idle()
         self._lock.notify_all()
         return batch
-
-    def _forget_idle_sources(self) -> None:
-        if len(self._queues) <= 1024:
-            return
-        for source in [s for s, q in self._queues.items() if not q.jobs and not q.space_waiters]:
-            if self._queues[source].dropped_total == 0:
-                del self._queues[source]
-
-    @staticmethod
-    def _wake_waiters(queue: _SourceQueue) -> None:
-        waiters, queue.space_waiters = queue.space_waiters, []
-        for loop, waiter in waiters:
-            loop.call_soon_threadsafe(_resolve, waiter)
 
     def _execute(self, batch: list[tuple[_Job, int]]) -> None:
         # A caller that went away (a gateway dropping its stream) cancels its future; skip its frame, and mark
@@ -268,12 +236,14 @@ class InferenceCore:
             for job, _ in batch:
                 _fail(job.future, exc)
             return
+        if self._on_batch is not None:  # before any frame is answered, so a caller's next look sees this batch
+            self._on_batch(BatchRecord(len(batch), len({j.frame.source_id for j, _ in batch}), timings))
         for (job, i), detections in zip(batch, results, strict=True):
             job.results[i] = detections
         # Each frame once per batch: it took part in this batch's time, however many of its tiles ran in it.
         for job in {id(job): job for job, _ in batch}.values():
             job.timings = timings if job.started is None else job.timings + timings
-            job.started = started if job.started is None else job.started
+            job.started_at = started if job.started_at is None else job.started_at
             if len(job.results) == len(job.tiles) and not job.future.done():
                 height, width = job.frame.image.shape[:2]
                 merged = merge_tiles(
@@ -284,10 +254,8 @@ class InferenceCore:
                 )
                 with contextlib.suppress(InvalidStateError):  # dropped (LIVE) or cancelled meanwhile
                     job.future.set_result(
-                        Inference(merged, (job.started - job.enqueued) * 1e3, job.timings, len(batch))
+                        Inference(merged, (job.started_at - job.enqueued) * 1e3, job.timings, len(batch))
                     )
-        if self._on_batch is not None:
-            self._on_batch(BatchRecord(len(batch), len({j.frame.source_id for j, _ in batch}), timings))
 
 
 def _claim(future: Future[Inference]) -> bool:
@@ -303,8 +271,3 @@ def _fail(future: Future[Inference], exc: Exception) -> None:
     """Fail a queued frame's future unless its caller has cancelled it meanwhile."""
     with contextlib.suppress(InvalidStateError):
         future.set_exception(exc)
-
-
-def _resolve(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_result(None)

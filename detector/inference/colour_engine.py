@@ -26,7 +26,7 @@ from detector.inference.engine import (
     BatchTimings,
     Engine,
     EngineError,
-    EngineSettings,
+    ModelSettings,
     register_engine,
     weights_version,
 )
@@ -49,13 +49,14 @@ class ColourBlobSpec(BaseModel):
 
 
 class ColourBlobEngine(Engine):
-    def __init__(self, settings: EngineSettings) -> None:
+    def __init__(self, settings: ModelSettings) -> None:
         try:
             spec = ColourBlobSpec.model_validate(yaml.safe_load(settings.weights.read_text()))
         except (OSError, yaml.YAMLError, ValidationError) as exc:
             raise EngineError(f"cannot load colour-blob spec {settings.weights}: {exc}") from exc
         self._spec = spec
         self.name = spec.name
+        self.settings = settings
         self.version = weights_version(settings.weights)
         self.class_names = [c.name for c in spec.classes]
         self.device = "cpu"
@@ -91,5 +92,5 @@ class ColourBlobEngine(Engine):
 
 
 @register_engine("colour-blobs")
-def _colour_engine(settings: EngineSettings) -> Engine:
+def _colour_engine(settings: ModelSettings) -> Engine:
     return ColourBlobEngine(settings)

@@ -11,7 +11,11 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
+from pydantic import BaseModel, ConfigDict, Field
+
+from detector.paths import DEFAULT_WEIGHTS, REPO_ROOT
 from detector.types import Detections, ImageArray
 
 
@@ -19,18 +23,33 @@ class EngineError(Exception):
     """The engine could not be built or could not run a batch."""
 
 
-@dataclass(frozen=True)
-class EngineSettings:
-    """What every engine needs; engine-specific settings stay in the engine's own constructor."""
+class ModelSettings(BaseModel):
+    """The ``model`` section: which weights, on which engine and device, at which input size. Every engine takes
+    it as it is; engine-specific settings stay in the engine's own constructor."""
 
-    weights: Path
-    device: str = "auto"  # "auto", "cpu", "cuda", "cuda:0"
-    imgsz: int = 640
-    conf: float = 0.25
-    iou: float = 0.7
-    max_det: int = 300
-    half: bool = True  # fp16 on CUDA; ignored on the CPU
-    export_dir: Path = Path(".cache/engines")  # where backends that convert the weights keep the result
+    model_config = ConfigDict(extra="forbid")
+
+    weights: Path = Field(DEFAULT_WEIGHTS, description="Model weights (.pt for torch, .onnx for onnx).")
+    backend: Literal["auto", "torch", "onnx", "colour-blobs"] = Field(
+        "auto",
+        description="Inference engine: auto (onnx on the CPU, torch on CUDA), torch (.pt), onnx (.onnx, or a .pt "
+        "exported once into export_dir), colour-blobs (scripted runs).",
+    )
+    export_dir: Path = Field(
+        REPO_ROOT / ".cache" / "engines", description="Where exported engines (ONNX) are cached, per weights hash."
+    )
+    device: str = Field("auto", description="'auto' (first CUDA GPU, else CPU), 'cpu', 'cuda' or 'cuda:N'.")
+    imgsz: int = Field(
+        416,
+        ge=32,
+        le=4096,
+        description="Model input size (longest side), pixels; the default model was trained at 416.",
+    )
+    conf: float = Field(0.25, ge=0.0, le=1.0, description="Minimum detection confidence.")
+    iou: float = Field(0.7, ge=0.0, le=1.0, description="NMS IoU threshold.")
+    max_det: int = Field(300, ge=1, description="Most detections per frame.")
+    half: bool = Field(True, description="fp16 on CUDA (ignored on the CPU).")
+    warmup_batch_sizes: list[int] = Field([1], description="Batch sizes run once at start-up before SERVING.")
 
 
 @dataclass
@@ -61,6 +80,7 @@ class Engine(ABC):
     class_names: list[str]
     device: str  # the device it actually runs on, e.g. "cpu" or "cuda:0"
     backend: str
+    settings: ModelSettings  # the ``model`` section it was built with
 
     @abstractmethod
     def infer(self, images: Sequence[ImageArray]) -> tuple[list[Detections], BatchTimings]:
@@ -79,7 +99,7 @@ class Engine(ABC):
             self.infer([dummy] * size)
 
 
-EngineFactory = Callable[[EngineSettings], Engine]
+EngineFactory = Callable[[ModelSettings], Engine]
 _REGISTRY: dict[str, EngineFactory] = {}
 
 
@@ -96,13 +116,32 @@ def engine_names() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def build_engine(backend: str, settings: EngineSettings) -> Engine:
+def build_engine(backend: str, settings: ModelSettings) -> Engine:
     _load_builtin()
     try:
         factory = _REGISTRY[backend]
     except KeyError:
         raise EngineError(f"unknown engine backend {backend!r}; known: {', '.join(sorted(_REGISTRY))}") from None
     return factory(settings)
+
+
+def resolved_backend(backend: str, device: str) -> str:
+    """``auto``: onnxruntime on the CPU (the forward pass is the service's bottleneck there, and onnxruntime runs
+    it 1.5-1.7x faster with the same boxes: benchmarks/results/cpu-*), torch on CUDA."""
+    if backend != "auto":
+        return backend
+    if device == "cpu":
+        return "onnx"
+    if device.startswith("cuda"):
+        return "torch"
+    import torch
+
+    return "torch" if torch.cuda.is_available() else "onnx"
+
+
+def engine_for(settings: ModelSettings) -> Engine:
+    """The engine the ``model`` section names (``backend: auto`` resolved for its device), loaded."""
+    return build_engine(resolved_backend(settings.backend, settings.device), settings)
 
 
 def _load_builtin() -> None:

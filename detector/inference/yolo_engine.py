@@ -6,9 +6,9 @@ batched letterbox over frames of mixed sizes and mapping boxes back per frame.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -18,7 +18,7 @@ from detector.inference.engine import (
     BatchTimings,
     Engine,
     EngineError,
-    EngineSettings,
+    ModelSettings,
     register_engine,
     weights_version,
 )
@@ -38,9 +38,11 @@ def resolve_device(device: str) -> torch.device:
 
 
 class YoloEngine(Engine):
-    def __init__(self, settings: EngineSettings, backend: str) -> None:
-        if not settings.weights.is_file():
-            raise EngineError(f"weights file not found: {settings.weights}")
+    def __init__(self, settings: ModelSettings, backend: str, runs: Path | None = None) -> None:
+        """``runs``: the file actually loaded when it is not ``settings.weights`` (an export of it)."""
+        runs = runs or settings.weights
+        if not runs.is_file():
+            raise EngineError(f"weights file not found: {runs}")
         yolo_env.prepare()
         from ultralytics.nn.autobackend import AutoBackend
         from ultralytics.utils import nms
@@ -49,15 +51,16 @@ class YoloEngine(Engine):
         self._device = resolve_device(settings.device)
         self._half = settings.half and self._device.type == "cuda"
         try:
-            self._model = AutoBackend(settings.weights, device=self._device, fp16=self._half, verbose=False)
+            self._model = AutoBackend(runs, device=self._device, fp16=self._half, verbose=False)
         except Exception as exc:  # ultralytics raises many types for a bad file
-            raise EngineError(f"cannot load weights {settings.weights}: {exc}") from exc
+            raise EngineError(f"cannot load weights {runs}: {exc}") from exc
         self._model.eval()
-        self._settings = settings
+        self.settings = settings
         # An exported model has a fixed input size; the .pt one takes what the letterbox gives it.
         self._stride = max(int(self._model.stride), 32) if backend == "torch" else 32
         names = self._model.names
         self.class_names = [str(names[i]) for i in sorted(names)]
+        # Clients see the configured checkpoint's identity, whichever file runs it.
         self.name = settings.weights.stem
         self.version = weights_version(settings.weights)
         self.device = str(self._device)
@@ -80,7 +83,7 @@ class YoloEngine(Engine):
         timings = BatchTimings()
         groups: dict[tuple[int, int], list[int]] = {}
         for i, im in enumerate(images):
-            _, canvas = plan((im.shape[0], im.shape[1]), self._settings.imgsz, self._stride)
+            _, canvas = plan((im.shape[0], im.shape[1]), self.settings.imgsz, self._stride)
             groups.setdefault(canvas, []).append(i)
         by_index: dict[int, Detections] = {}
         for indices in groups.values():
@@ -89,7 +92,7 @@ class YoloEngine(Engine):
 
     def _infer_same_shape(self, images: Sequence[ImageArray], timings: BatchTimings) -> list[Detections]:
         t0 = time.perf_counter()
-        tensor, placements = letterbox_batch(images, self._settings.imgsz, self._stride, self._device, self._half)
+        tensor, placements = letterbox_batch(images, self.settings.imgsz, self._stride, self._device, self._half)
         t1 = time.perf_counter()
         with torch.inference_mode():
             preds = self._model(tensor)
@@ -98,9 +101,9 @@ class YoloEngine(Engine):
             t2 = time.perf_counter()
             kept = self._nms(
                 preds,
-                self._settings.conf,
-                self._settings.iou,
-                max_det=self._settings.max_det,
+                self.settings.conf,
+                self.settings.iou,
+                max_det=self.settings.max_det,
                 end2end=self._end2end,
             )
             results = []
@@ -121,12 +124,12 @@ class YoloEngine(Engine):
 
 
 @register_engine("torch")
-def _torch_engine(settings: EngineSettings) -> Engine:
+def _torch_engine(settings: ModelSettings) -> Engine:
     return YoloEngine(settings, "torch")
 
 
 @register_engine("onnx")
-def _onnx_engine(settings: EngineSettings) -> Engine:
+def _onnx_engine(settings: ModelSettings) -> Engine:
     """An .onnx file as given, or a .pt checkpoint exported once into ``settings.export_dir``."""
     weights = settings.weights
     if not weights.is_file():
@@ -137,7 +140,4 @@ def _onnx_engine(settings: EngineSettings) -> Engine:
         weights = onnx_weights(weights, settings.imgsz, settings.export_dir)
     elif weights.suffix != ".onnx":
         raise EngineError(f"the onnx backend needs an .onnx file or a .pt checkpoint to export, got {weights}")
-    engine = YoloEngine(dataclasses.replace(settings, weights=weights), "onnx")
-    # Clients see the configured checkpoint's identity, whichever backend runs it.
-    engine.version = weights_version(settings.weights)
-    return engine
+    return YoloEngine(settings, "onnx", runs=weights)

@@ -24,6 +24,7 @@ class RejectCode(Enum):
     OUT_OF_ORDER = "OUT_OF_ORDER"
     INTERNAL = "INTERNAL"
     DROPPED = "DROPPED"
+    RATE_LIMITED = "RATE_LIMITED"
 
 
 class FrameRejected(Exception):

@@ -3,25 +3,31 @@
 from __future__ import annotations
 
 from detector.rules.associate import Associator, PixelPlaceAssociator, Place, Sighting
-from detector.rules.config import CategoryConfig, ConfirmConfig, RulesConfig, SourceRules, ZoneConfig
+from detector.rules.config import (
+    CategoryConfig,
+    ConfirmConfig,
+    FixedCamera,
+    MovingCamera,
+    RulesConfig,
+    SourceRules,
+    ZoneConfig,
+)
 from detector.rules.engine import RulesEngine, RulesError
 from detector.rules.geo_place import GroundPlaceAssociator
-from detector.rules.locate import GroundFixes, Locate, SourceLocator
 
 __all__ = [
     "Associator",
     "CategoryConfig",
     "ConfirmConfig",
-    "GroundFixes",
+    "FixedCamera",
     "GroundPlaceAssociator",
-    "Locate",
+    "MovingCamera",
     "PixelPlaceAssociator",
     "Place",
     "RulesConfig",
     "RulesEngine",
     "RulesError",
     "Sighting",
-    "SourceLocator",
     "SourceRules",
     "ZoneConfig",
 ]

@@ -12,14 +12,14 @@ Categories are city-wide (every city has its own case-code table); everything el
 
 from __future__ import annotations
 
-from typing import Literal, Self
+from typing import Annotated, Any, Literal, Self
 
 import shapely
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, PositiveInt, Tag, model_validator
 
 from detector.geo.config import GeoZoneConfig, SourceGeo
+from detector.types import Severity
 
-Severity = Literal["low", "medium", "high", "critical"]
 RuleKind = Literal["dwell", "confirm"]
 
 
@@ -47,11 +47,11 @@ def _category(classes: list[str], code: str, label: str, severity: Severity, rul
 def default_categories() -> dict[str, CategoryConfig]:
     """The defaults of ARCHITECTURE.md (digital urban-management codes). ILLEGAL_STACKING has no class yet."""
     return {
-        "ROAD_OCCUPYING_STALL": _category(["stall", "cart"], "200501", "无照经营游商", "medium", "dwell"),
-        "OUTSIDE_SHOP_TRADING": _category(["goods"], "200504", "店外经营", "low", "dwell"),
-        "EXPOSED_GARBAGE": _category(["garbage"], "200102", "暴露垃圾", "medium", "confirm"),
-        "OVERFLOWING_BIN": _category(["overflow"], "200103", "积存垃圾渣土", "medium", "confirm"),
-        "ROAD_DAMAGE": _category(["pothole"], "200306", "道路破损", "high", "confirm"),
+        "ROAD_OCCUPYING_STALL": _category(["stall", "cart"], "200501", "无照经营游商", Severity.MEDIUM, "dwell"),
+        "OUTSIDE_SHOP_TRADING": _category(["goods"], "200504", "店外经营", Severity.LOW, "dwell"),
+        "EXPOSED_GARBAGE": _category(["garbage"], "200102", "暴露垃圾", Severity.MEDIUM, "confirm"),
+        "OVERFLOWING_BIN": _category(["overflow"], "200103", "积存垃圾渣土", Severity.MEDIUM, "confirm"),
+        "ROAD_DAMAGE": _category(["pothole"], "200306", "道路破损", Severity.HIGH, "confirm"),
     }
 
 
@@ -105,21 +105,9 @@ class ZoneConfig(_Strict):
         return self
 
 
-class SourceRules(_Strict):
-    """Rules for one source (camera or drone feed)."""
+class _SourceRulesBase(_Strict):
+    """Rules every kind of source shares; a source is a :class:`FixedCamera` or a :class:`MovingCamera`."""
 
-    camera: Literal["fixed", "moving"] = Field(
-        default="fixed",
-        description="'moving' (drones): every category opens by confirmation (k of n seconds, or seen on "
-        "geo.confirm_passes passes), pixel zones do not apply, and sightings are associated by ground "
-        "distance (geo.dedup_radius_m) and category rather than by box or track id.",
-    )
-    zones: list[ZoneConfig] = Field(default_factory=list, description="Prohibited zones (fixed cameras only).")
-    zones_frame_size_px: tuple[PositiveInt, PositiveInt] | None = Field(
-        default=None,
-        description="(width, height) the zone polygons were drawn on; zones are scaled to the stream's size. "
-        "None: polygons are in the stream's own pixels.",
-    )
     dwell_s: float = Field(default=120.0, gt=0, description="Seconds a dwell-class object must stay in a zone.")
     dwell_min_confidence: float = Field(
         default=0.35, ge=0.0, le=1.0, description="Dwell-class detections below this confidence are ignored."
@@ -179,15 +167,69 @@ class SourceRules(_Strict):
         "dedup (drones), and zones in lat/lon.",
     )
 
+
+class FixedCamera(_SourceRulesBase):
+    """A camera that stays put (a pole camera): dwell in pixel zones, association by box, and a ground position
+    from its calibration or its position."""
+
+    camera: Literal["fixed"] = Field(default="fixed", description="'fixed' (the default) or 'moving' (drones).")
+    zones: list[ZoneConfig] = Field(default_factory=list, description="Prohibited zones in image pixels.")
+    zones_frame_size_px: tuple[PositiveInt, PositiveInt] | None = Field(
+        default=None,
+        description="(width, height) the zone polygons were drawn on; zones are scaled to the stream's size. "
+        "None: polygons are in the stream's own pixels.",
+    )
+
     @model_validator(mode="after")
     def _verify(self) -> Self:
         verify_clocks(self)
         verify_zones(self)
-        verify_geo(self)
+        verify_fixed_geo(self)
         return self
 
 
-def verify_clocks(rules: SourceRules) -> None:
+class MovingCamera(_SourceRulesBase):
+    """A camera that moves (a drone): every category opens by confirmation (k of n seconds, or seen on
+    geo.confirm_passes passes), only geo.zones apply, and sightings are associated by ground distance
+    (geo.dedup_radius_m) and category rather than by box or track id."""
+
+    camera: Literal["moving"] = Field(description="'moving': a drone or any camera whose view moves.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_pixel_zones(cls, data: Any) -> Any:
+        if isinstance(data, dict) and (data.get("zones") or data.get("zones_frame_size_px")):
+            raise ValueError("a moving camera cannot use pixel zones (they move with it); remove 'zones'")
+        if isinstance(data, dict):
+            data = {k: v for k, v in data.items() if k not in ("zones", "zones_frame_size_px")}
+        return data
+
+    @model_validator(mode="after")
+    def _verify(self) -> Self:
+        verify_clocks(self)
+        verify_moving_geo(self)
+        return self
+
+
+def _camera_kind(value: Any) -> str:
+    if isinstance(value, dict):
+        kind = value.get("camera", "fixed")
+        return kind if isinstance(kind, str) else ""
+    return str(getattr(value, "camera", ""))
+
+
+SourceRules = Annotated[
+    Annotated[FixedCamera, Tag("fixed")] | Annotated[MovingCamera, Tag("moving")],
+    Discriminator(
+        _camera_kind,
+        custom_error_type="camera_kind",
+        custom_error_message="camera must be 'fixed' or 'moving'",
+    ),
+]
+"""One source's rules: its kind (``camera: fixed`` by default, or ``moving``) is chosen once, by its class."""
+
+
+def verify_clocks(rules: _SourceRulesBase) -> None:
     if rules.clear_after_s < rules.occlusion_s:
         raise ValueError(
             f"clear_after_s ({rules.clear_after_s}) must be at least occlusion_s ({rules.occlusion_s}), "
@@ -199,33 +241,33 @@ def verify_clocks(rules: SourceRules) -> None:
         )
 
 
-def verify_zones(rules: SourceRules) -> None:
+def verify_zones(rules: FixedCamera) -> None:
     ids = [zone.id for zone in rules.zones]
     duplicated = sorted({zone_id for zone_id in ids if ids.count(zone_id) > 1})
     if duplicated:
         raise ValueError(f"zone ids must be unique; repeated: {', '.join(duplicated)}")
-    if rules.camera == "moving" and rules.zones:
-        raise ValueError("a moving camera cannot use pixel zones (they move with it); remove 'zones'")
     clashing = sorted({zone.id for zone in rules.zones} & {zone.id for zone in rules.geo.zones})
     if clashing:
         raise ValueError(f"zone ids must be unique across zones and geo.zones; repeated: {', '.join(clashing)}")
 
 
-def verify_geo(rules: SourceRules) -> None:
+def verify_moving_geo(rules: MovingCamera) -> None:
     geo = rules.geo
-    if rules.camera == "moving":
-        fixed_only = [name for name in ("calibration", "position") if getattr(geo, name) is not None]
-        if fixed_only:
-            raise ValueError(
-                f"a moving camera cannot use geo.{' or geo.'.join(fixed_only)} (they hold for a camera that "
-                "stays put); a drone is located from its telemetry and geo.camera_profile"
-            )
-        if geo.confirm_passes is not None and rules.occlusion_s < geo.pass_gap_s:
-            raise ValueError(
-                f"occlusion_s ({rules.occlusion_s}) must be at least geo.pass_gap_s ({geo.pass_gap_s}) when "
-                "geo.confirm_passes is set: a candidate forgotten before its next pass cannot add passes up"
-            )
-        return
+    fixed_only = [name for name in ("calibration", "position") if getattr(geo, name) is not None]
+    if fixed_only:
+        raise ValueError(
+            f"a moving camera cannot use geo.{' or geo.'.join(fixed_only)} (they hold for a camera that "
+            "stays put); a drone is located from its telemetry and geo.camera_profile"
+        )
+    if geo.confirm_passes is not None and rules.occlusion_s < geo.pass_gap_s:
+        raise ValueError(
+            f"occlusion_s ({rules.occlusion_s}) must be at least geo.pass_gap_s ({geo.pass_gap_s}) when "
+            "geo.confirm_passes is set: a candidate forgotten before its next pass cannot add passes up"
+        )
+
+
+def verify_fixed_geo(rules: FixedCamera) -> None:
+    geo = rules.geo
     if geo.camera_profile is not None:
         raise ValueError("geo.camera_profile is for moving cameras (drones); set camera: moving, or remove it")
     if geo.zones and geo.calibration is None:
@@ -244,7 +286,7 @@ class RulesConfig(_Strict):
         "category (e.g. garbage_bin) never raise incidents.",
     )
     default_source: SourceRules = Field(
-        default_factory=SourceRules, description="Rules for sources not listed in 'sources'."
+        default_factory=FixedCamera, description="Rules for sources not listed in 'sources'."
     )
     sources: dict[str, SourceRules] = Field(default_factory=dict, description="Rules per source_id.")
 
@@ -285,7 +327,8 @@ def verify_default_source_is_not_placed(rules: SourceRules) -> None:
 
 def verify_zone_classes_mapped(config: RulesConfig, source: str, rules: SourceRules) -> None:
     category_of = config.category_of()
-    zones: list[ZoneConfig | GeoZoneConfig] = [*rules.zones, *rules.geo.zones]
+    pixel_zones = rules.zones if isinstance(rules, FixedCamera) else []
+    zones: list[ZoneConfig | GeoZoneConfig] = [*pixel_zones, *rules.geo.zones]
     for zone in zones:
         unknown = [cls for cls in zone.prohibited_classes if cls not in category_of]
         if unknown:
@@ -299,7 +342,7 @@ def verify_confirm_classes_covered(config: RulesConfig, source: str, rules: Sour
     needed = sorted(
         cls
         for category in config.categories.values()
-        if category.rule == "confirm" or rules.camera == "moving"
+        if category.rule == "confirm" or isinstance(rules, MovingCamera)
         for cls in category.classes
     )
     missing = [cls for cls in needed if cls not in rules.confirm]

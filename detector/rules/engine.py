@@ -18,11 +18,12 @@ Sources with capture clocks of their own never mix: time is compared only within
 sending keeps its incidents open (a camera going offline is not a stall leaving); feed it empty detections to
 let time run.
 
-Geotagging (``locate``, see :mod:`detector.rules.locate`): each sighting gets a ground location, a note, and the
-source's pose; zones in lat/lon (``geo.zones``) test that location. Moving cameras (drones) associate by ground
-distance and category (:mod:`detector.rules.geo_place`), open by confirmation across seconds or passes, and
-place an incident at the robust mean of its sightings. A drone that flies on has not seen a stall leave: its
-incidents clear only after their place was in view for ``geo.clear_after_in_view_s`` without a sighting.
+Geotagging (``fixes``, from the geo stage, :mod:`detector.geo.stage`): each sighting gets a ground location, a
+note, and the source's pose; zones in lat/lon (``geo.zones``) test that location. Moving cameras (drones)
+associate by ground distance and category (:mod:`detector.rules.geo_place`), open by confirmation across seconds
+or passes, and place an incident at the robust mean of its sightings. A drone that flies on has not seen a stall
+leave: its incidents clear only after their place was in view for ``geo.clear_after_in_view_s`` without a
+sighting.
 """
 
 from __future__ import annotations
@@ -34,14 +35,13 @@ from functools import partial
 import numpy as np
 
 from detector.rules.associate import Associator, PixelPlaceAssociator, Sighting, match_greedy
-from detector.rules.config import RuleKind, RulesConfig, SourceRules
+from detector.rules.config import FixedCamera, MovingCamera, RuleKind, RulesConfig, SourceRules
 from detector.rules.confirm import KOfNSeconds, KOfNSecondsOrPasses
 from detector.rules.dwell import DwellClock
 from detector.rules.geo_place import place_associator
 from detector.rules.incident import IncidentTrack, OpeningRule, Status, TrackContext
-from detector.rules.locate import GroundFixes, Locate
 from detector.rules.zones import GeoAreaZone, Zone, build_geo_zones, build_zones, prohibiting_geo_zone, prohibiting_zone
-from detector.types import Detections, EventType, Frame, IncidentEvent
+from detector.types import Detections, EventType, GroundFixes, IncidentEvent
 
 AssociatorFactory = Callable[[SourceRules], Associator]
 
@@ -74,9 +74,8 @@ class _SourceState:
 class RulesEngine:
     """Zones, dwell, confirmation, dedup and incident lifecycle for every source.
 
-    ``class_names[class_id]`` names the model's classes. ``locate`` (optional) gives events a location.
-    ``associator_for`` picks each source's association; the default compares boxes in pixels for fixed
-    cameras and ground distance for moving ones.
+    ``class_names[class_id]`` names the model's classes. ``associator_for`` picks each source's association; the
+    default compares boxes in pixels for fixed cameras and ground distance for moving ones.
     """
 
     def __init__(
@@ -85,14 +84,12 @@ class RulesEngine:
         class_names: Sequence[str],
         *,
         model_version: str = "",
-        locate: Locate | None = None,
         associator_for: AssociatorFactory = place_associator,
     ) -> None:
         self._config = config
         self._class_names = list(class_names)
         self._category_of = config.category_of()
         self._model_version = model_version
-        self._locate = locate
         self._associator_for = associator_for
         self._sources: dict[str, _SourceState] = {}
         self._contexts: dict[tuple[str, str], TrackContext] = {}
@@ -103,23 +100,25 @@ class RulesEngine:
         capture_ts: float,
         detections: Detections,
         frame_size: tuple[int, int],
-        *,
-        frame: Frame | None = None,
+        fixes: GroundFixes | None = None,
     ) -> list[IncidentEvent]:
-        """Evaluate one frame. ``frame_size`` is (width, height); ``frame`` (for its telemetry) is only passed
-        on to ``locate``.
+        """Evaluate one frame. ``frame_size`` is (width, height); ``fixes`` are the geo stage's ground positions
+        of the detections (None: not located).
 
         Late frames (``capture_ts`` before the source's latest) count at the latest time.
         """
         state = self._state(source_id)
         if state.frame_size != frame_size:
-            state.zones = build_zones(state.rules, frame_size)
+            state.zones = build_zones(state.rules, frame_size) if isinstance(state.rules, FixedCamera) else []
             state.frame_size = frame_size
         now = max(capture_ts, state.last_ts)
         state.last_ts = now
-        fixes = self._fixes(source_id, state, detections, frame_size, frame)
+        if fixes is None:
+            fixes = GroundFixes.unlocated(len(detections))
+        if not len(fixes.locations) == len(fixes.notes) == len(detections):
+            raise RulesError(f"{len(fixes.locations)} ground fixes for {len(detections)} detections")
         self._associate(source_id, state, self._sightings(state, detections, fixes), now)
-        if state.rules.camera == "moving":
+        if isinstance(state.rules, MovingCamera):
             for track in state.tracks:
                 track.look(now, fixes.in_view)
         events = [event for track in state.tracks if (event := track.step(now)) is not None]
@@ -171,7 +170,7 @@ class RulesEngine:
         return state
 
     def _kind(self, rules: SourceRules, category: str) -> RuleKind:
-        return "confirm" if rules.camera == "moving" else self._config.categories[category].rule
+        return "confirm" if isinstance(rules, MovingCamera) else self._config.categories[category].rule
 
     def _context(self, source_id: str, class_name: str) -> TrackContext:
         key = (source_id, class_name)
@@ -182,7 +181,7 @@ class RulesEngine:
             new_rule: Callable[[], OpeningRule]
             if self._kind(rules, category) == "dwell":
                 new_rule = partial(DwellClock, rules.dwell_s, rules.stationary_tolerance_px)
-            elif rules.camera == "moving":
+            elif isinstance(rules, MovingCamera):
                 confirm, geo = rules.confirm[class_name], rules.geo
                 new_rule = partial(KOfNSecondsOrPasses, confirm.k, confirm.n_s, geo.confirm_passes, geo.pass_gap_s)
             else:
@@ -200,23 +199,6 @@ class RulesEngine:
             )
         return self._class_names[class_id]
 
-    def _fixes(
-        self,
-        source_id: str,
-        state: _SourceState,
-        detections: Detections,
-        frame_size: tuple[int, int],
-        frame: Frame | None,
-    ) -> GroundFixes:
-        """Where the detections stand; a moving camera's empty frames are located too, for their footprint."""
-        n = len(detections)
-        if self._locate is None or (n == 0 and state.rules.camera != "moving"):
-            return GroundFixes.unlocated(n)
-        fixes = self._locate(source_id, detections, frame_size, frame)
-        if not len(fixes.locations) == len(fixes.notes) == n:
-            raise RulesError(f"locate returned {len(fixes.locations)} locations for {n} detections")
-        return fixes
-
     def _sightings(self, state: _SourceState, detections: Detections, fixes: GroundFixes) -> list[Sighting]:
         n = len(detections)
         if n == 0:
@@ -227,7 +209,7 @@ class RulesEngine:
         geo_zones = prohibiting_geo_zone(state.geo_zones, names, fixes.locations)
         zone_ids = [pixel or geo for pixel, geo in zip(pixel_zones, geo_zones, strict=True)]
         rules = state.rules
-        zoned = state.zoned_classes if rules.camera == "moving" else frozenset()
+        zoned = state.zoned_classes if isinstance(rules, MovingCamera) else frozenset()
         sightings = []
         for i, name in enumerate(names):
             category = self._category_of.get(name)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from detector.geo.dedup import ground_distance_m
 from detector.rules.associate import Associator, PixelPlaceAssociator, Place, Sighting
-from detector.rules.config import SourceRules
+from detector.rules.config import MovingCamera, SourceRules
 
 _TRACK_FALLBACK = 0.5  # below every located match (1..2): a ground match is surer than a track id
 
@@ -42,6 +42,6 @@ class GroundPlaceAssociator:
 
 def place_associator(rules: SourceRules) -> Associator:
     """Ground distance for moving cameras, box overlap for fixed ones."""
-    if rules.camera == "moving":
+    if isinstance(rules, MovingCamera):
         return GroundPlaceAssociator(rules.geo.dedup_radius_m)
     return PixelPlaceAssociator(rules.match_iou)

@@ -17,7 +17,7 @@ from typing import Protocol
 
 from detector.geo.dedup import GeoObservation, GeoSite, ground_distance_m
 from detector.rules.associate import Box, Sighting
-from detector.rules.config import CategoryConfig, SourceRules
+from detector.rules.config import CategoryConfig, MovingCamera, SourceRules
 from detector.types import EventType, GeoPoint, IncidentEvent, Telemetry
 
 _EPS = 1e-9
@@ -110,7 +110,7 @@ class IncidentTrack:
                 self.location_note = sighting.location_note
             return
         self.location_note = sighting.location_note
-        if self._rules.camera != "moving":
+        if not isinstance(self._rules, MovingCamera):
             self.location = sighting.location
             return
         observation = GeoObservation(now, sighting.location, sighting.category, sighting.confidence)
@@ -147,7 +147,7 @@ class IncidentTrack:
         self._last_look_ts = now if looking else None
 
     def _gone(self, now: float) -> bool:
-        if self._rules.camera == "moving":
+        if isinstance(self._rules, MovingCamera):
             return self._absent_in_view_s >= self._rules.geo.clear_after_in_view_s - _EPS
         return now - self.last_seen_ts >= self._rules.clear_after_s - _EPS
 
@@ -177,7 +177,7 @@ class IncidentTrack:
         self._absent_in_view_s = 0.0
         self._last_look_ts = None
         self._site = None
-        if event.location is not None and self._rules.camera == "moving":
+        if event.location is not None and isinstance(self._rules, MovingCamera):
             # The stored location stands for the sightings before the restart.
             observation = GeoObservation(event.last_seen_ts, event.location, event.category, event.confidence)
             self._site = GeoSite.start(event.incident_id, observation)
@@ -198,7 +198,7 @@ class IncidentTrack:
     def _moved(self, reported: _Reported) -> bool:
         """A fixed camera's box moved; a moving camera's box always moves, so there the place estimate must
         have moved by more than its accuracy (or been found at all)."""
-        if self._rules.camera != "moving":
+        if not isinstance(self._rules, MovingCamera):
             moved_px = max(abs(a - b) for a, b in zip(self.box, reported.box, strict=True))
             return moved_px > self._rules.box_move_tolerance_px
         if self.location is None or reported.location is None:

@@ -10,7 +10,7 @@ import numpy.typing as npt
 import shapely
 
 from detector.geo.config import GeoZoneConfig
-from detector.rules.config import SourceRules, ZoneConfig
+from detector.rules.config import FixedCamera, SourceRules, ZoneConfig
 from detector.types import FloatArray, GeoPoint
 
 BoolArray = npt.NDArray[np.bool_]
@@ -41,7 +41,7 @@ class Zone:
         return np.asarray(shapely.intersects_xy(self._polygon, xy[:, 0], xy[:, 1]), dtype=np.bool_)
 
 
-def build_zones(rules: SourceRules, frame_size: tuple[int, int]) -> list[Zone]:
+def build_zones(rules: FixedCamera, frame_size: tuple[int, int]) -> list[Zone]:
     """The source's zones in the pixels of a stream of ``frame_size`` (width, height)."""
     scale = (1.0, 1.0)
     if rules.zones_frame_size_px is not None:

@@ -6,7 +6,7 @@ Importing this package registers the built-in backends, so ``open_store("sqlite:
 from __future__ import annotations
 
 from detector.store.base import IncidentStore, open_store, register_store
-from detector.store.config import StoreConfig
+from detector.store.config import StoreSettings
 from detector.store.errors import (
     DuplicateEvent,
     EvidenceCorrupt,
@@ -50,10 +50,10 @@ __all__ = [
     "RetentionReport",
     "SqliteStore",
     "StoreClosed",
-    "StoreConfig",
     "StoreCorrupt",
     "StoreError",
     "StoreFull",
+    "StoreSettings",
     "follow_events",
     "open_store",
     "register_store",

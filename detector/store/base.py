@@ -17,7 +17,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from typing import BinaryIO, Self, TypeVar
 
-from detector.store.config import StoreConfig
+from detector.store.config import StoreSettings
 from detector.store.model import (
     ANY_EVENT,
     EventFilter,
@@ -27,7 +27,7 @@ from detector.store.model import (
     RetentionReport,
 )
 from detector.store.notify import AppendCallback, AppendNotifier
-from detector.types import Evidence, IncidentEvent
+from detector.types import Evidence, EvidenceKind, IncidentEvent
 
 
 class IncidentStore(ABC):
@@ -38,7 +38,7 @@ class IncidentStore(ABC):
 
     @classmethod
     @abstractmethod
-    def from_config(cls, config: StoreConfig) -> IncidentStore: ...
+    def from_config(cls, config: StoreSettings) -> IncidentStore: ...
 
     # -- event log ------------------------------------------------------------------------------------------
 
@@ -96,8 +96,9 @@ class IncidentStore(ABC):
     # -- evidence -------------------------------------------------------------------------------------------
 
     @abstractmethod
-    def put_evidence(self, kind: str, data: bytes) -> Evidence:
-        """Store ``data`` under its sha256 (idempotent) and return the reference to put in an event."""
+    def put_evidence(self, kind: EvidenceKind, data: bytes) -> Evidence:
+        """Store ``data`` under its sha256 (idempotent) and return the reference to put in an event; a kind
+        that is no ``EvidenceKind`` (text from an untyped caller) raises ``InvalidQuery``."""
 
     @abstractmethod
     def open_evidence(self, sha256: str) -> BinaryIO:
@@ -158,9 +159,9 @@ def register_store(name: str) -> Callable[[StoreClass], StoreClass]:
     return register
 
 
-def open_store(url_or_config: str | StoreConfig) -> IncidentStore:
-    """Open the store named by a URL (``sqlite:///var/lib/streetwatch``) or a ``StoreConfig``."""
-    config = StoreConfig.from_url(url_or_config) if isinstance(url_or_config, str) else url_or_config
+def open_store(url_or_config: str | StoreSettings) -> IncidentStore:
+    """Open the store named by a URL (``sqlite:///var/lib/streetwatch``) or a ``StoreSettings``."""
+    config = StoreSettings.from_url(url_or_config) if isinstance(url_or_config, str) else url_or_config
     try:
         backend = _BACKENDS[config.backend]
     except KeyError:

@@ -1,4 +1,5 @@
-"""Store settings (pydantic), embedded by the service config."""
+"""The ``store`` section: where incidents and evidence live, how long they are kept, and how a store that
+refuses writes is waited out. The service config embeds it as it is; ``open_store`` takes it directly."""
 
 from __future__ import annotations
 
@@ -7,20 +8,40 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 
-class StoreConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class StoreSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
 
     backend: str = Field(default="sqlite", description="Store backend, as registered with register_store.")
-    data_dir: Path = Field(description="Directory holding the database and the evidence files.")
+    data_dir: Path = Field(
+        Path("streetwatch-data"),
+        description="Database and evidence files; relative to the working directory (or to the config file).",
+    )
     busy_timeout_s: float = Field(
         default=10.0, gt=0, description="How long a write waits for another writer's lock before failing."
     )
-    evidence_spot_checks: int = Field(
-        default=16, ge=0, description="Evidence files re-hashed by each integrity check (picked at random)."
+    retention_max_age_s: float | None = Field(
+        30 * 86400.0, gt=0, description="Evidence and cleared incidents older than this are pruned (None: keep)."
     )
+    retention_max_bytes: int | None = Field(
+        20 * 1024**3, gt=0, description="Evidence beyond this many bytes is pruned, oldest first (None: no cap)."
+    )
+    maintenance_interval_s: float = Field(3600.0, gt=0, description="How often retention and checks run.")
+    retry_interval_s: float = Field(
+        2.0, gt=0, description="While the store refuses appends (disk full), how often waiting events are retried."
+    )
+    max_backlog_events: int = Field(
+        10_000,
+        ge=1,
+        description="Events held in memory while the store refuses appends; beyond this the oldest are dropped, "
+        "counted (the streetwatch_events_lost metric) and logged.",
+    )
+    integrity_spot_checks: int = Field(
+        16, ge=0, description="Evidence files re-hashed by each integrity check (picked at random)."
+    )
+    check_on_start: bool = Field(True, description="Run the integrity check (SQLite quick_check) at start-up.")
 
     @classmethod
-    def from_url(cls, url: str) -> StoreConfig:
+    def from_url(cls, url: str) -> StoreSettings:
         """``sqlite:///var/lib/streetwatch`` (absolute), ``sqlite:data`` (relative) or a bare directory."""
         backend, sep, rest = url.partition(":")
         if not sep or not backend.isidentifier():

@@ -29,7 +29,7 @@ from detector.store.codec import (
     encode_page_token,
     event_to_row,
 )
-from detector.store.config import StoreConfig
+from detector.store.config import StoreSettings
 from detector.store.errors import (
     DuplicateEvent,
     EvidenceMissing,
@@ -55,7 +55,7 @@ from detector.store.sqlite_queries import (
     translate_error,
 )
 from detector.store.sqlite_schema import immediate_transaction, migrate
-from detector.types import EventType, Evidence, IncidentEvent
+from detector.types import EventType, Evidence, EvidenceKind, IncidentEvent
 
 DB_FILENAME = "incidents.db"
 MAX_PAGE_SIZE = 1000
@@ -99,8 +99,8 @@ class SqliteStore(IncidentStore):
         super().__init__(last)
 
     @classmethod
-    def from_config(cls, config: StoreConfig) -> SqliteStore:
-        return cls(config.data_dir, config.busy_timeout_s, config.evidence_spot_checks)
+    def from_config(cls, config: StoreSettings) -> SqliteStore:
+        return cls(config.data_dir, config.busy_timeout_s, config.integrity_spot_checks)
 
     # -- connections and errors -----------------------------------------------------------------------------
 
@@ -266,8 +266,8 @@ class SqliteStore(IncidentStore):
 
     # -- evidence -------------------------------------------------------------------------------------------
 
-    def put_evidence(self, kind: str, data: bytes) -> Evidence:
-        check_kind(kind)
+    def put_evidence(self, kind: EvidenceKind, data: bytes) -> Evidence:
+        kind = check_kind(kind)  # text from an untyped caller becomes the enum, or InvalidQuery
         sha256 = hashlib.sha256(data).hexdigest()
         relative_path = self._files.relative_path(sha256, kind)
         # The slow part (write + fsync) happens outside the write lock; only the rename and the index row
@@ -281,7 +281,7 @@ class SqliteStore(IncidentStore):
                     "INSERT INTO evidence (sha256, kind, size_bytes, created_ts, path) "
                     "VALUES (?, ?, ?, ?, ?) "
                     "ON CONFLICT (sha256) DO UPDATE SET created_ts = excluded.created_ts",
-                    (sha256, kind, len(data), self._clock(), relative_path),
+                    (sha256, kind.value, len(data), self._clock(), relative_path),
                 )
         finally:
             self._files.discard(staged)

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 import pytest
 
-from detector.inference.batcher import BatcherSettings, CoreStopped, FrameDropped, InferenceCore
+from detector.inference.batcher import BatchingSettings, CoreStopped, FrameDropped, InferenceCore
 from detector.inference.engine import BatchTimings, Engine
 from detector.types import DeliveryMode, Detections, Frame, ImageArray
 
@@ -48,7 +48,7 @@ async def _submit_all(core: InferenceCore, frames: list[Frame], mode: DeliveryMo
 def test_a_busy_source_cannot_starve_the_others():
     engine = RecordingEngine()
     engine.gate.clear()
-    core = InferenceCore(engine, BatcherSettings(max_batch=4, max_wait_ms=5, max_per_source=2, queue_size=32))
+    core = InferenceCore(engine, BatchingSettings(max_batch=4, max_wait_ms=5, max_per_source=2, queue_size=32))
 
     async def go() -> None:
         heavy = [frame(1, i) for i in range(20)]
@@ -72,7 +72,7 @@ def test_a_busy_source_cannot_starve_the_others():
 def test_round_robin_rotates_which_source_goes_first():
     engine = RecordingEngine()
     engine.gate.clear()
-    core = InferenceCore(engine, BatcherSettings(max_batch=2, max_wait_ms=1, max_per_source=1, queue_size=32))
+    core = InferenceCore(engine, BatchingSettings(max_batch=2, max_wait_ms=1, max_per_source=1, queue_size=32))
 
     async def go() -> None:
         first = asyncio.create_task(core.submit(frame(9, 0), DeliveryMode.LOSSLESS))
@@ -96,7 +96,7 @@ def test_round_robin_rotates_which_source_goes_first():
 def test_live_drops_the_oldest_and_lossless_waits_for_room():
     engine = RecordingEngine()
     engine.gate.clear()
-    core = InferenceCore(engine, BatcherSettings(max_batch=1, max_wait_ms=0, max_per_source=1, queue_size=2))
+    core = InferenceCore(engine, BatchingSettings(max_batch=1, max_wait_ms=0, max_per_source=1, queue_size=2))
 
     async def go() -> tuple[list[object], list[object], bool]:
         blocker = asyncio.create_task(core.submit(frame(5, 0), DeliveryMode.LIVE))
@@ -122,7 +122,7 @@ def test_live_drops_the_oldest_and_lossless_waits_for_room():
 def test_drain_finishes_queued_frames_and_refuses_new_ones():
     engine = RecordingEngine()
     engine.gate.clear()
-    core = InferenceCore(engine, BatcherSettings(max_batch=2, max_wait_ms=1, max_per_source=2, queue_size=8))
+    core = InferenceCore(engine, BatchingSettings(max_batch=2, max_wait_ms=1, max_per_source=2, queue_size=8))
 
     async def go() -> tuple[list[object], bool]:
         queued = asyncio.create_task(_submit_all(core, [frame(1, i) for i in range(5)], DeliveryMode.LOSSLESS))
@@ -147,7 +147,7 @@ def test_an_engine_failure_fails_that_batch_only():
                 raise RuntimeError("CUDA error: out of memory")
             return super().infer(images)
 
-    core = InferenceCore(Flaky(), BatcherSettings(max_batch=1, max_wait_ms=0, max_per_source=1, queue_size=4))
+    core = InferenceCore(Flaky(), BatchingSettings(max_batch=1, max_wait_ms=0, max_per_source=1, queue_size=4))
 
     async def go() -> list[object]:
         return await _submit_all(core, [frame(7, 0), frame(1, 0)], DeliveryMode.LOSSLESS)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from detector.config import DEFAULT_WEIGHTS, load_config
-from detector.inference.engine import EngineSettings, build_engine
-from detector.server import resolved_backend
+from detector.inference.engine import ModelSettings, build_engine
+from detector.inference.engine import resolved_backend
 
 
 def test_auto_is_onnx_on_the_cpu_and_torch_on_cuda():
@@ -17,7 +17,7 @@ def test_auto_is_onnx_on_the_cpu_and_torch_on_cuda():
 
 
 def test_a_pt_checkpoint_is_exported_once_and_gives_torchs_boxes(engine, street_photos, tmp_path):
-    settings = EngineSettings(weights=DEFAULT_WEIGHTS, device="cpu", imgsz=320, conf=0.05, export_dir=tmp_path)
+    settings = ModelSettings(weights=DEFAULT_WEIGHTS, device="cpu", imgsz=320, conf=0.05, export_dir=tmp_path)
     onnx = build_engine("onnx", settings)
     exported = list(tmp_path.rglob("*.onnx"))
     assert len(exported) == 1 and onnx.backend == "onnx" and onnx.name == DEFAULT_WEIGHTS.stem

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from detector.config import load_config
-from detector.inference.batcher import BatcherSettings, InferenceCore
-from detector.inference.engine import BatchTimings, Engine, EngineSettings, build_engine
+from detector.inference.batcher import BatchingSettings, InferenceCore
+from detector.inference.engine import BatchTimings, Engine, ModelSettings, build_engine
 from detector.inference.tiling import (
     Tile,
     TilingPolicy,
@@ -33,7 +33,7 @@ RED = (0, 0, 255)
 
 
 def _core(engine: Engine, tiling: TilingSettings, imgsz: int = 640, **batching: int) -> InferenceCore:
-    settings = BatcherSettings(**{"max_batch": 8, "max_wait_ms": 1, "max_per_source": 8, "queue_size": 8, **batching})
+    settings = BatchingSettings(**{"max_batch": 8, "max_wait_ms": 1, "max_per_source": 8, "queue_size": 8, **batching})
     return InferenceCore(engine, settings, tiling=TilingPolicy(tiling, imgsz))
 
 
@@ -52,7 +52,7 @@ def _detect(core: InferenceCore, frames: Sequence[Frame]) -> list[Detections]:
 def blobs(tmp_path: Path) -> Engine:
     spec = tmp_path / "blobs.yaml"
     spec.write_text("name: blobs\nmin_area_px: 20\nclasses:\n  - {name: stall, bgr: [0, 0, 255]}\n")
-    return build_engine("colour-blobs", EngineSettings(weights=spec, device="cpu"))
+    return build_engine("colour-blobs", ModelSettings(weights=spec, device="cpu"))
 
 
 def test_tiles_cover_the_frame_with_at_least_the_overlap_and_add_the_whole_frame():
@@ -200,7 +200,7 @@ def test_the_service_tiles_only_the_sources_its_settings_name(tmp_path):
         "tiling.sources={drone-1: {tile_px: 640, overlap_px: 64, full_frame: false}}",
     ]
     config = load_config(None, environ={}, overrides=overrides)
-    engine = build_engine("colour-blobs", EngineSettings(weights=spec, device="cpu"))
+    engine = build_engine("colour-blobs", ModelSettings(weights=spec, device="cpu"))
     image = np.full((1080, 1920, 3), 90, dtype=np.uint8)
     cv2.rectangle(image, (300, 500), (1199, 620), RED, -1)
 

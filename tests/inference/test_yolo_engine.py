@@ -10,7 +10,7 @@ import pytest
 
 from detector import yolo_env
 from detector.config import DEFAULT_WEIGHTS
-from detector.inference.engine import EngineError, EngineSettings, build_engine
+from detector.inference.engine import EngineError, ModelSettings, build_engine
 
 
 def _predict(images: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
@@ -79,16 +79,16 @@ def test_engine_reports_model_identity(engine):
 def test_bad_engine_settings_fail_with_a_clear_message(backend, weights, message, tmp_path):
     with pytest.raises(EngineError, match=message):
         path = tmp_path / weights if weights == "missing.pt" else Path(weights)
-        build_engine(backend, EngineSettings(weights=path))
+        build_engine(backend, ModelSettings(weights=path))
 
 
 def test_a_corrupt_weights_file_is_an_engine_error(tmp_path):
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a checkpoint")
     with pytest.raises(EngineError, match="cannot load weights"):
-        build_engine("torch", EngineSettings(weights=bad, device="cpu"))
+        build_engine("torch", ModelSettings(weights=bad, device="cpu"))
 
 
 def test_a_device_name_torch_does_not_know_is_an_engine_error_not_a_traceback():
     with pytest.raises(EngineError, match="unknown device 'cpu-amd-epyc-2c'"):
-        build_engine("torch", EngineSettings(weights=DEFAULT_WEIGHTS, device="cpu-amd-epyc-2c"))
+        build_engine("torch", ModelSettings(weights=DEFAULT_WEIGHTS, device="cpu-amd-epyc-2c"))

@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from detector.rules import RulesConfig, RulesEngine, SourceRules, ZoneConfig
-from detector.types import Detections, EventType, IncidentEvent
+from detector.rules import FixedCamera, RulesConfig, RulesEngine, ZoneConfig
+from detector.types import Detections, EventType, Frame, GroundFixes, IncidentEvent, Telemetry
 
 CLASS_NAMES = ["stall", "cart", "goods", "garbage", "overflow", "pothole", "garbage_bin", "person"]
 FRAME_SIZE = (1920, 1080)
@@ -45,8 +45,34 @@ def make_detections(objects: Sequence[Obj] = ()) -> Detections:
 
 def make_engine(source_id: str = SOURCE, **overrides: Any) -> RulesEngine:
     """An engine whose ``source_id`` has the no-vending zone and the given SourceRules overrides."""
-    rules = SourceRules.model_validate({"zones": [ZONE], **overrides})
+    rules = FixedCamera.model_validate({"zones": [ZONE], **overrides})
     return RulesEngine(RulesConfig(sources={source_id: rules}), CLASS_NAMES, model_version="test-model")
+
+
+Locate = Callable[[str, Detections, tuple[int, int], Telemetry | None], GroundFixes]
+"""(source_id, detections, frame size, telemetry) -> ground fixes: the geo stage's ``locate_at`` or a stand-in."""
+
+
+class GeoThenRules:
+    """The geo stage, then the rules engine, as the frame pipeline runs them, for tests that feed detections."""
+
+    def __init__(self, rules: RulesEngine, locate: Locate) -> None:
+        self.rules = rules
+        self.locate = locate
+
+    def update(
+        self,
+        source_id: str,
+        ts: float,
+        detections: Detections,
+        size: tuple[int, int],
+        frame: Frame | None = None,
+    ) -> list[IncidentEvent]:
+        fixes = self.locate(source_id, detections, size, None if frame is None else frame.telemetry)
+        return self.rules.update(source_id, ts, detections, size, fixes)
+
+    def restore(self, open_incidents: Iterable[IncidentEvent]) -> None:
+        self.rules.restore(open_incidents)
 
 
 def timeline(
@@ -60,7 +86,7 @@ def timeline(
 
 
 def play(
-    engine: RulesEngine, frames: Iterable[tuple[float, Sequence[Obj]]], source_id: str = SOURCE
+    engine: RulesEngine | GeoThenRules, frames: Iterable[tuple[float, Sequence[Obj]]], source_id: str = SOURCE
 ) -> list[IncidentEvent]:
     events: list[IncidentEvent] = []
     for ts, objects in frames:

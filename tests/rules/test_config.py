@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from detector.rules import RulesConfig, SourceRules
+from detector.rules import FixedCamera, MovingCamera, RulesConfig
 
 from .helpers import ZONE
 
@@ -70,7 +70,7 @@ def test_defaults() -> None:
             {"sources": {"cam": {"camera": "moving", "zones": [ZONE_DICT]}}},
             "a moving camera cannot use pixel zones",
         ),
-        ({"sources": {"cam": {"camera": "drone"}}}, "camera\n  Input should be 'fixed' or 'moving'"),
+        ({"sources": {"cam": {"camera": "drone"}}}, "sources.cam\n  camera must be 'fixed' or 'moving'"),
         ({"sources": {"cam": {"confirm": {"garbage": {"k": 6, "n_s": 5}}}}}, "k (6) cannot exceed n_s (5)"),
         (
             {"sources": {"cam": {"confirm": {"garbage": {}, "overflow": {}}}}},
@@ -95,6 +95,6 @@ def test_config_errors_say_what_to_fix(data: dict[str, Any], message: str) -> No
 
 
 def test_field_descriptions_explain_every_setting() -> None:
-    for model in (RulesConfig, SourceRules):
+    for model in (RulesConfig, FixedCamera, MovingCamera):
         for name, field in model.model_fields.items():
             assert field.description, f"{model.__name__}.{name} has no description"

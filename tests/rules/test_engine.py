@@ -6,12 +6,13 @@ from dataclasses import replace
 
 import pytest
 
-from detector.rules import GroundFixes, RulesConfig, RulesEngine, RulesError, SourceRules
-from detector.types import Detections, EventType, Frame, GeoPoint, IncidentEvent, Telemetry
+from detector.rules import FixedCamera, MovingCamera, RulesConfig, RulesEngine, RulesError
+from detector.types import Detections, EventType, GeoPoint, GroundFixes, IncidentEvent, Telemetry
 
 from .helpers import (
     CLASS_NAMES,
     FRAME_SIZE,
+    GeoThenRules,
     SOURCE,
     STALL_BOX,
     ZONE,
@@ -189,7 +190,7 @@ def test_hazard_confirmation_k_of_n_seconds(
     def objects_at(ts: float) -> list[Obj]:
         return [Obj(box=box, cls=cls, conf=conf)] if math.floor(ts) in seconds else []
 
-    engine = make_engine(confirm={**SourceRules().confirm, **CONFIRM})
+    engine = make_engine(confirm={**FixedCamera().confirm, **CONFIRM})
     events = play(engine, timeline(fps, 30.0, objects_at))
     opened = of_type(events, OPENED)
     if opened_at_s is None:
@@ -272,8 +273,8 @@ def test_restore_rejects_cleared_and_unknown_category() -> None:
 def test_sources_do_not_interfere() -> None:
     config = RulesConfig(
         sources={
-            "a": SourceRules.model_validate({"zones": [ZONE]}),
-            "b": SourceRules.model_validate({"zones": [ZONE], "dwell_s": 60.0}),
+            "a": FixedCamera.model_validate({"zones": [ZONE]}),
+            "b": FixedCamera.model_validate({"zones": [ZONE], "dwell_s": 60.0}),
         }
     )
     engine = RulesEngine(config, CLASS_NAMES)
@@ -305,33 +306,30 @@ def test_zones_drawn_at_another_resolution_are_scaled() -> None:
     assert [e.type for e in events] == [OPENED]
 
 
-def test_locate_hook_puts_location_note_and_pose_on_events() -> None:
-    seen: list[tuple[str, int, tuple[int, int], Frame | None]] = []
+def test_ground_fixes_put_location_note_and_pose_on_events() -> None:
+    seen: list[tuple[str, int, tuple[int, int], Telemetry | None]] = []
     pose = Telemetry(lat=39.9, lon=116.4, altitude_agl_m=6.0)
 
-    def locate(source_id: str, dets: Detections, size: tuple[int, int], frame: Frame | None) -> GroundFixes:
-        seen.append((source_id, len(dets), size, frame))
+    def locate(source_id: str, dets: Detections, size: tuple[int, int], telemetry: Telemetry | None) -> GroundFixes:
+        seen.append((source_id, len(dets), size, telemetry))
         return GroundFixes([GeoPoint(39.9, 116.4, 3.0, "HOMOGRAPHY")] * len(dets), ["a note"] * len(dets), pose)
 
-    config = RulesConfig(sources={SOURCE: SourceRules.model_validate({"zones": [ZONE]})})
-    engine = RulesEngine(config, CLASS_NAMES, locate=locate)
+    config = RulesConfig(sources={SOURCE: FixedCamera.model_validate({"zones": [ZONE]})})
+    engine = GeoThenRules(RulesEngine(config, CLASS_NAMES), locate)
     events = play(engine, timeline(5, 121.0, lambda ts: [Obj()]))
     assert events[0].location == GeoPoint(39.9, 116.4, 3.0, "HOMOGRAPHY")
     assert (events[0].location_note, events[0].source_pose) == ("a note", pose)
     assert seen[0] == (SOURCE, 1, FRAME_SIZE, None)
 
 
-def test_locate_returning_the_wrong_count_is_a_readable_error() -> None:
-    def locate(source_id: str, dets: Detections, size: tuple[int, int], frame: Frame | None) -> GroundFixes:
-        return GroundFixes.unlocated(len(dets) + 1)
-
-    engine = RulesEngine(RulesConfig(), CLASS_NAMES, locate=locate)
-    with pytest.raises(RulesError, match="locate returned 2 locations for 1 detections"):
-        engine.update(SOURCE, 0.0, make_detections([Obj(cls="garbage")]), FRAME_SIZE)
+def test_ground_fixes_of_the_wrong_count_are_a_readable_error() -> None:
+    engine = RulesEngine(RulesConfig(), CLASS_NAMES)
+    with pytest.raises(RulesError, match="2 ground fixes for 1 detections"):
+        engine.update(SOURCE, 0.0, make_detections([Obj(cls="garbage")]), FRAME_SIZE, GroundFixes.unlocated(2))
 
 
 def test_moving_camera_confirms_stalls_instead_of_dwelling() -> None:
-    config = RulesConfig(sources={"drone": SourceRules(camera="moving")})
+    config = RulesConfig(sources={"drone": MovingCamera(camera="moving")})
     engine = RulesEngine(config, CLASS_NAMES)
     events = play(engine, timeline(5, 10.0, lambda ts: [Obj(box=(800.0, 100.0, 1000.0, 300.0))]), source_id="drone")
     assert [(e.type, e.last_seen_ts, e.rule) for e in events] == [(OPENED, 1.0, "confirm>=2of3s|2passes")]

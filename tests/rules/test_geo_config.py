@@ -44,12 +44,12 @@ COLLINEAR = [{"x_px": 10.0 * i, "y_px": 100.0, "lat": LAT, "lon": LON + 1e-5 * i
     [
         (
             sources(cam=dict(geo={"calibration": {"control_points": COLLINEAR}})),
-            "sources.cam.geo.calibration\n  Value error, ground calibration: control points [0, 1, 2, 3, 4] are "
+            "sources.cam.fixed.geo.calibration\n  Value error, ground calibration: control points [0, 1, 2, 3, 4] are "
             "(nearly) collinear in pixel space",
         ),
         (
             sources(cam=dict(geo={"calibration": {"control_points": control_points()[:3]}})),
-            "sources.cam.geo.calibration.control_points\n  List should have at least 4 items",
+            "sources.cam.fixed.geo.calibration.control_points\n  List should have at least 4 items",
         ),
         (
             sources(drone=dict(camera="moving", geo={"calibration": CALIBRATION})),

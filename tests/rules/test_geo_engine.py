@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 from detector.geo.enu import shifted
-from detector.rules import GroundFixes, RulesConfig, RulesEngine, SourceLocator
-from detector.types import Detections, EventType, Frame, GeoPoint, IncidentEvent, Telemetry
+from detector.geo.stage import GeoStage
+from detector.rules import RulesConfig, RulesEngine
+from detector.types import Detections, EventType, Frame, GeoPoint, GroundFixes, IncidentEvent, Telemetry
 from tests.geo.synthetic import (
     DRONE_PROFILE,
     FIXED_SIZE,
@@ -26,7 +27,7 @@ from tests.geo.synthetic import (
     geo_square,
 )
 
-from .helpers import CLASS_NAMES, Obj, make_detections, of_type
+from .helpers import CLASS_NAMES, GeoThenRules, Obj, make_detections, of_type
 
 OPENED, UPDATED, CLEARED = EventType.OPENED, EventType.UPDATED, EventType.CLEARED
 DRONE = "drone-1"
@@ -34,10 +35,10 @@ DRONE = "drone-1"
 PATROL = {"camera": "moving", "occlusion_s": 300, "clear_after_s": 300}
 
 
-def drone_engine(geo: dict[str, Any] | None = None, **rules: Any) -> tuple[RulesEngine, list[Telemetry | None]]:
+def drone_engine(geo: dict[str, Any] | None = None, **rules: Any) -> tuple[GeoThenRules, list[Telemetry | None]]:
     """An engine whose drone source is located by ``NoisyGround`` (set per frame through the returned list)."""
     config = RulesConfig.model_validate({"sources": {DRONE: {**PATROL, **rules, "geo": geo or {}}}})
-    return RulesEngine(config, CLASS_NAMES, locate=GROUND.locate), []
+    return GeoThenRules(RulesEngine(config, CLASS_NAMES), GROUND.locate), []
 
 
 class NoisyGround:
@@ -57,7 +58,9 @@ class NoisyGround:
     def new_pass(self) -> None:
         self.bias = self.rng.normal(0.0, self.noise_m / math.sqrt(2), 2)
 
-    def locate(self, source_id: str, dets: Detections, size: tuple[int, int], frame: Frame | None) -> GroundFixes:
+    def locate(
+        self, source_id: str, dets: Detections, size: tuple[int, int], telemetry: Telemetry | None
+    ) -> GroundFixes:
         locations: list[GeoPoint | None] = []
         for place in self.places[: len(dets)]:
             if place is None:
@@ -186,14 +189,14 @@ def test_restore_keeps_location_pose_and_note_and_continues_by_ground_distance()
     assert all(e.source_pose == last.source_pose for e in later)
 
 
-def fixed_engine(geo_zone: dict[str, Any]) -> tuple[RulesEngine, Callable[[float, float], Obj]]:
+def fixed_engine(geo_zone: dict[str, Any]) -> tuple[GeoThenRules, Callable[[float, float], Obj]]:
     geo = {
         "calibration": {"control_points": control_points()},
         "position": {"lat": LAT, "lon": LON},
         "zones": [geo_zone],
     }
     config = RulesConfig.model_validate({"sources": {"cam-9": {"dwell_s": 30, "geo": geo}}})
-    engine = RulesEngine(config, CLASS_NAMES, locate=SourceLocator(config).locate)
+    engine = GeoThenRules(RulesEngine(config, CLASS_NAMES), GeoStage(config).locate_at)
 
     def standing_at(east_m: float, north_m: float) -> Obj:
         x, y = fixed_pixel(east_m, north_m)
@@ -220,7 +223,7 @@ def test_a_fixed_camera_dwells_in_a_lat_lon_zone(east_m: float, north_m: float, 
 
 
 def drone_frames(
-    engine: RulesEngine, start_s: float, seconds: float, north_at: Callable[[float], float], stall: bool
+    engine: GeoThenRules, start_s: float, seconds: float, north_at: Callable[[float], float], stall: bool
 ) -> list[tuple[float, IncidentEvent]]:
     """The drone over the line 0.3 m east, 40 m up, camera 60 deg down looking north, at 5 fps; the stall at
     (0, 0) is detected where the camera model puts it while ``stall`` is there. Returns (frame time, event)."""
@@ -231,14 +234,14 @@ def drone_frames(
         pixel = drone_pixel(telemetry, 0.0, 0.0)
         objects = [Obj(box=(pixel[0] - 6, pixel[1] - 12, pixel[0] + 6, pixel[1]))] if stall and pixel else []
         frame = Frame(DRONE, i, t, np.zeros((240, 320, 3), np.uint8), telemetry)
-        events += [(t, e) for e in engine.update(DRONE, t, make_detections(objects), (320, 240), frame=frame)]
+        events += [(t, e) for e in engine.update(DRONE, t, make_detections(objects), (320, 240), frame)]
     return events
 
 
 def test_a_drone_clears_an_incident_only_after_looking_at_its_place_and_not_seeing_it() -> None:
     drone = {"camera": "moving", "geo": {"camera_profile": DRONE_PROFILE}}
     config = RulesConfig.model_validate({"sources": {DRONE: drone}})
-    engine = RulesEngine(config, CLASS_NAMES, locate=SourceLocator(config).locate)
+    engine = GeoThenRules(RulesEngine(config, CLASS_NAMES), GeoStage(config).locate_at)
     # Pass 1 flies north over the stall; then 10 minutes elsewhere (2 km north: the stall is out of view).
     events = drone_frames(engine, 0.0, 8.0, lambda t: -22.0 + 5.0 * t, stall=True)
     events += drone_frames(engine, 10.0, 600.0, lambda t: 2000.0, stall=True)

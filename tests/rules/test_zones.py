@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from detector.rules import SourceRules
+from detector.rules import FixedCamera
 from detector.rules.zones import Zone, build_zones, prohibiting_zone
 
 from .helpers import ZONE, Obj, make_detections
@@ -46,6 +46,6 @@ def test_prohibiting_zone_needs_the_class_to_be_prohibited() -> None:
 def test_build_zones_scales_to_the_stream(
     drawn: tuple[int, int] | None, stream: tuple[int, int], point: tuple[float, float], inside: bool
 ) -> None:
-    rules = SourceRules(zones=[ZONE], zones_frame_size_px=drawn)
+    rules = FixedCamera(zones=[ZONE], zones_frame_size_px=drawn)
     (zone,) = build_zones(rules, stream)
     assert zone.contains(np.array([point], dtype=np.float32)).tolist() == [inside]

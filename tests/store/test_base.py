@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from detector.store import SqliteStore, StoreConfig, open_store, register_store
+from detector.store import SqliteStore, StoreSettings, open_store, register_store
 
 
 @pytest.mark.parametrize(
@@ -20,13 +20,13 @@ from detector.store import SqliteStore, StoreConfig, open_store, register_store
     ],
 )
 def test_config_from_url(url: str, backend: str, data_dir: str) -> None:
-    config = StoreConfig.from_url(url)
+    config = StoreSettings.from_url(url)
     assert (config.backend, config.data_dir) == (backend, Path(data_dir))
 
 
 def test_url_without_directory_is_refused() -> None:
     with pytest.raises(ValueError, match="names no data directory"):
-        StoreConfig.from_url("sqlite://")
+        StoreSettings.from_url("sqlite://")
 
 
 @pytest.mark.parametrize(
@@ -34,18 +34,18 @@ def test_url_without_directory_is_refused() -> None:
     [
         ({"data_dir": "x", "busy_timeout_s": 0}, "busy_timeout_s"),
         ({"data_dir": "x", "retention_days": 3}, "retention_days"),
-        ({}, "data_dir"),
+        ({"data_dir": "x", "max_backlog_events": 0}, "max_backlog_events"),
     ],
 )
 def test_bad_config_names_the_field(fields: dict[str, object], message: str) -> None:
     with pytest.raises(ValidationError, match=message):
-        StoreConfig.model_validate(fields)
+        StoreSettings.model_validate(fields)
 
 
 def test_open_store_builds_the_registered_backend(tmp_path: Path) -> None:
     with open_store(f"sqlite://{tmp_path}") as store:
         assert isinstance(store, SqliteStore)
-    with open_store(StoreConfig(data_dir=tmp_path)) as store:
+    with open_store(StoreSettings(data_dir=tmp_path)) as store:
         assert store.last_sequence() == 0
 
 

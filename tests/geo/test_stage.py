@@ -1,4 +1,4 @@
-"""SourceLocator: each kind of source puts a detection's bottom centre at the right place, or says why not."""
+"""The geo stage: each kind of source puts a detection's bottom centre at the right place, or says why not."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from detector.geo.projection import NADIR_ASSUMED
-from detector.rules import RulesConfig, SourceLocator
-from detector.rules.locate import ABOVE_HORIZON, NO_CAMERA_MODEL, NO_TELEMETRY
+from detector.geo.stage import ABOVE_HORIZON, NO_CAMERA_MODEL, NO_TELEMETRY, GeoStage
+from detector.rules import RulesConfig
 from detector.types import Detections, Frame, Telemetry
 from tests.geo.synthetic import (
     DRONE_PROFILE,
@@ -37,14 +37,14 @@ def frame(telemetry: Telemetry | None, size: tuple[int, int] = (320, 240)) -> Fr
     return Frame("src", 1, 0.0, np.zeros((size[1], size[0], 3), np.uint8), telemetry)
 
 
-def locator(**source: Any) -> SourceLocator:
-    return SourceLocator(RulesConfig.model_validate({"sources": {"src": source}}))
+def locator(**source: Any) -> GeoStage:
+    return GeoStage(RulesConfig.model_validate({"sources": {"src": source}}))
 
 
 @pytest.mark.parametrize(("east_m", "north_m"), [(0.0, 12.0), (-5.0, 20.0), (4.0, 33.0)])
 def test_calibrated_camera_maps_the_bottom_centre_through_the_homography(east_m: float, north_m: float) -> None:
-    fixes = locator(geo={"calibration": {"control_points": control_points()}}).locate(
-        "src", detections(box_standing_at(*fixed_pixel(east_m, north_m))), FIXED_SIZE, None
+    fixes = locator(geo={"calibration": {"control_points": control_points()}}).locate_at(
+        "src", detections(box_standing_at(*fixed_pixel(east_m, north_m))), FIXED_SIZE
     )
     (location,) = fixes.locations
     assert location is not None and location.method == "HOMOGRAPHY"
@@ -56,21 +56,21 @@ def test_calibrated_camera_maps_the_bottom_centre_through_the_homography(east_m:
 def test_calibration_on_another_image_size_scales_the_stream_pixels() -> None:
     x, y = fixed_pixel(2.0, 18.0)
     geo = {"calibration": {"control_points": control_points(), "frame_size_px": FIXED_SIZE}}
-    fixes = locator(geo=geo).locate("src", detections(box_standing_at(2 * x, 2 * y)), (640, 480), None)
+    fixes = locator(geo=geo).locate_at("src", detections(box_standing_at(2 * x, 2 * y)), (640, 480))
     (location,) = fixes.locations
     assert location is not None and distance_m(location.lat, location.lon, 2.0, 18.0) < 0.05
 
 
 def test_a_box_above_the_calibrated_horizon_is_not_located_and_says_why() -> None:
-    fixes = locator(geo={"calibration": {"control_points": control_points()}}).locate(
-        "src", detections(box_standing_at(160.0, 5.0)), FIXED_SIZE, None
+    fixes = locator(geo={"calibration": {"control_points": control_points()}}).locate_at(
+        "src", detections(box_standing_at(160.0, 5.0)), FIXED_SIZE
     )
     assert fixes.locations == [None] and fixes.notes == [ABOVE_HORIZON]
 
 
 def test_a_camera_with_only_a_position_locates_everything_at_the_camera() -> None:
     geo = {"position": {"lat": LAT, "lon": LON, "height_m": 6.0, "accuracy_m": 40.0}}
-    fixes = locator(geo=geo).locate("src", detections((0, 0, 10, 10), (50, 50, 90, 90)), FIXED_SIZE, None)
+    fixes = locator(geo=geo).locate_at("src", detections((0, 0, 10, 10), (50, 50, 90, 90)), FIXED_SIZE)
     assert [(p.lat, p.lon, p.accuracy_m, p.method) for p in fixes.locations if p] == [
         (LAT, LON, 40.0, "SOURCE_FIXED")
     ] * 2
@@ -78,7 +78,7 @@ def test_a_camera_with_only_a_position_locates_everything_at_the_camera() -> Non
 
 
 def test_an_unconfigured_source_is_not_located() -> None:
-    fixes = SourceLocator(RulesConfig()).locate("cam", detections((0, 0, 10, 10)), FIXED_SIZE, None)
+    fixes = GeoStage(RulesConfig()).locate_at("cam", detections((0, 0, 10, 10)), FIXED_SIZE)
     assert (fixes.locations, fixes.notes, fixes.pose) == ([None], [""], None)
 
 
@@ -99,7 +99,7 @@ def test_drone_projection_puts_the_bottom_centre_on_the_ground(angles: dict[str,
         telemetry = drone_telemetry(15.0, 8.0, **angles)  # look back toward the target
     pixel = drone_pixel(telemetry, 0.0, 0.0)
     assert pixel is not None
-    fixes = locator(**DRONE).locate("src", detections(box_standing_at(*pixel)), (320, 240), frame(telemetry))
+    fixes = locator(**DRONE).locate(frame(telemetry), detections(box_standing_at(*pixel)))
     (location,) = fixes.locations
     assert location is not None and location.method == "DRONE_PROJECTION"
     assert distance_m(location.lat, location.lon, 0.0, 0.0) < 0.01
@@ -108,7 +108,7 @@ def test_drone_projection_puts_the_bottom_centre_on_the_ground(angles: dict[str,
 
 def test_drone_without_gimbal_angles_assumes_nadir_and_says_so() -> None:
     telemetry = drone_telemetry(0.0, 0.0, aircraft_yaw_deg=0.0)
-    fixes = locator(**DRONE).locate("src", detections(box_standing_at(160.0, 120.0)), (320, 240), frame(telemetry))
+    fixes = locator(**DRONE).locate(frame(telemetry), detections(box_standing_at(160.0, 120.0)))
     (location,) = fixes.locations
     assert location is not None and distance_m(location.lat, location.lon, 0.0, 0.0) < 0.01
     assert fixes.notes == [NADIR_ASSUMED]
@@ -126,7 +126,7 @@ def test_drone_without_gimbal_angles_assumes_nadir_and_says_so() -> None:
 def test_drone_detections_that_cannot_be_located_say_why(
     source: dict[str, Any], telemetry: Telemetry | None, note: str
 ) -> None:
-    fixes = locator(**source).locate("src", detections(box_standing_at(160.0, 120.0)), (320, 240), frame(telemetry))
+    fixes = locator(**source).locate(frame(telemetry), detections(box_standing_at(160.0, 120.0)))
     assert fixes.locations == [None]
     assert note in fixes.notes[0]
 
@@ -135,7 +135,7 @@ def test_drone_without_a_profile_uses_the_telemetry_field_of_view() -> None:
     telemetry = drone_telemetry(0.0, -15.0, gimbal_pitch_deg=-60.0, gimbal_yaw_deg=0.0, hfov_deg=80.0)
     pixel = drone_pixel(telemetry, 0.0, 0.0)
     assert pixel is not None
-    fixes = locator(camera="moving").locate("src", detections(box_standing_at(*pixel)), (320, 240), frame(telemetry))
+    fixes = locator(camera="moving").locate(frame(telemetry), detections(box_standing_at(*pixel)))
     (location,) = fixes.locations
     assert location is not None and distance_m(location.lat, location.lon, 0.0, 0.0) < 0.01
 

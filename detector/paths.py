@@ -1,0 +1,8 @@
+"""Where the repository's own files are: the committed model and the caches beside it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_WEIGHTS = REPO_ROOT / "weights" / "streetwatch-v4.pt"

@@ -1,0 +1,216 @@
+"""The frame pipeline: every way in (a gRPC stream, a recorded flight, an edge gateway) runs frames through it.
+
+One frame's path, stage by stage, each a constructor argument with one job and one typed value::
+
+    FrameInput --admission--> (allowed, within rate) --decoder--> Frame --core (ingest queues, batcher,
+    engine)--> Detections --tracker--> tracked Detections --geo--> GroundFixes --rules--> [IncidentEvent]
+    --evidence--> events with photos --writer--> durable event log            => FrameOutcome
+
+``process`` is the one entry point per frame; it returns a :class:`FrameOutcome` (detections, timings, the
+error if any, the source's drop count, the events it raised) and never raises for a bad frame; only
+``CoreStopped`` (the service is draining) escapes. Frames of one source may be decoded and inferred
+concurrently, so that they share batches; the stages after the model see them in the order ``process`` was
+called for that source (:class:`SourceTurns`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from detector.geo.stage import GeoStage
+from detector.incidents import EventWriter, EvidenceStage
+from detector.inference.batcher import CoreStopped, FrameDropped, InferenceCore
+from detector.ingest.admission import Admission
+from detector.ingest.decode import FrameRejected, RejectCode
+from detector.ingest.decoder import FrameDecoder
+from detector.ingest.frames import FrameInput, Unreadable
+from detector.metrics import ServiceMetrics
+from detector.pipeline.order import SourceTurns, in_order
+from detector.rules import RulesEngine
+from detector.tracking import TrackerPool
+from detector.types import Detections, Frame, GroundFixes, IncidentEvent
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FrameTimings:
+    """Milliseconds in each part of one frame's trip, and the size of the batch it ran in."""
+
+    decode_ms: float
+    queued_ms: float
+    inference_ms: float
+    batch_size: int
+    after_model_ms: float  # tracking, geo, rules, evidence and the event log
+
+
+@dataclass(frozen=True)
+class FrameError:
+    code: RejectCode
+    message: str
+
+
+@dataclass
+class FrameOutcome:
+    """What became of one frame: either ``error`` is set, or ``detections`` (tracked) and ``timings`` are."""
+
+    source_id: str
+    seq: int
+    frames_dropped_total: int = 0  # LIVE frames of this source dropped so far
+    error: FrameError | None = None
+    detections: Detections | None = None
+    fixes: GroundFixes | None = None
+    image_size: tuple[int, int] | None = None  # (width, height)
+    timings: FrameTimings | None = None
+    events: list[IncidentEvent] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+class FramePipeline:
+    def __init__(
+        self,
+        *,
+        admission: Admission,
+        decoder: FrameDecoder,
+        core: InferenceCore,
+        tracker: TrackerPool,
+        geo: GeoStage,
+        rules: RulesEngine,
+        evidence: EvidenceStage,
+        writer: EventWriter,
+        metrics: ServiceMetrics | None = None,
+    ) -> None:
+        self.admission = admission
+        self.decoder = decoder
+        self.core = core
+        self.tracker = tracker
+        self.geo = geo
+        self.rules = rules
+        self.evidence = evidence
+        self.writer = writer
+        self.metrics = metrics or ServiceMetrics()
+        self._turns = SourceTurns()
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.core.engine.class_names
+
+    async def process(self, item: FrameInput | Unreadable) -> FrameOutcome:
+        """Run one frame through every stage. Raises only ``CoreStopped`` (draining or stopped)."""
+        source_id = item.source_id
+        m = self.metrics
+        m.frames_received.labels(source_id[:64]).inc()
+        if isinstance(item, Unreadable):
+            return self._rejected(item.source_id, item.seq, item.error)
+        ticket = self._turns.ticket(source_id)
+        try:
+            try:
+                if not (isinstance(item, FrameInput) and item.recorded):
+                    self.admission.rate(source_id)
+                self.admission.source(source_id)
+                frame, decode_ms = await self.decoder.decode(item)
+            except FrameRejected as exc:
+                return self._rejected(source_id, item.seq, exc)
+            m.frames_decoded.labels(source_id[:64]).inc()
+            if item.gap_before_s > 0:
+                self._gap(source_id, item)
+            try:
+                inference = await self.core.submit(frame, item.mode)
+            except FrameDropped as exc:
+                return self._rejected(source_id, item.seq, FrameRejected(RejectCode.DROPPED, str(exc)))
+            except CoreStopped:
+                raise
+            except Exception as exc:  # the model failing on one batch must not end the stream
+                log.exception("inference failed", extra={"source_id": source_id, "seq": item.seq})
+                error = FrameRejected(RejectCode.INTERNAL, f"inference failed: {exc}")
+                return self._rejected(source_id, item.seq, error)
+            m.frames_processed.labels(source_id[:64]).inc()
+            m.stage_ms.labels("decode").observe(decode_ms)
+            m.stage_ms.labels("queue").observe(inference.queued_ms)
+            await self._turns.wait(source_id, ticket)
+            started = time.perf_counter()
+            tracked, fixes, events = await self._after_model(frame, inference.detections)
+            timings = FrameTimings(
+                decode_ms,
+                inference.queued_ms,
+                inference.timings.total_ms,
+                inference.batch_size,
+                (time.perf_counter() - started) * 1e3,
+            )
+            return FrameOutcome(
+                source_id,
+                item.seq,
+                self.core.dropped_total(source_id),
+                detections=tracked,
+                fixes=fixes,
+                image_size=(frame.width, frame.height),
+                timings=timings,
+                events=events,
+            )
+        finally:
+            self._turns.done(source_id, ticket)
+
+    async def stream(
+        self, items: AsyncIterator[FrameInput | Unreadable], max_inflight: int
+    ) -> AsyncIterator[FrameOutcome]:
+        """Outcomes of a stream's frames, in the order they came, up to ``max_inflight`` in the pipeline at once.
+
+        A frame whose ``seq`` is not after the last one of its source on this stream is refused (OUT_OF_ORDER).
+        """
+        last_seq: dict[str, int] = {}
+
+        async def one(item: FrameInput | Unreadable) -> FrameOutcome:
+            previous = last_seq.get(item.source_id)
+            if previous is not None and item.seq <= previous:
+                error = FrameRejected(
+                    RejectCode.OUT_OF_ORDER,
+                    f"seq {item.seq} is not after {previous}, the last frame of {item.source_id!r} on this stream",
+                )
+                return self._rejected(item.source_id, item.seq, error)
+            last_seq[item.source_id] = item.seq
+            return await self.process(item)
+
+        async for outcome in in_order(items, one, max_inflight):
+            # Read as it is answered, so that the count a stream sees never goes down.
+            outcome.frames_dropped_total = self.core.dropped_total(outcome.source_id)
+            yield outcome
+
+    def restore(self) -> int:
+        """Continue the incidents that were open when the service last stopped; returns how many."""
+        open_incidents = [record.last_event for record in self.writer.store.open_incidents()]
+        self.rules.restore(open_incidents)
+        return len(open_incidents)
+
+    async def _after_model(
+        self, frame: Frame, detections: Detections
+    ) -> tuple[Detections, GroundFixes, list[IncidentEvent]]:
+        """Tracker, geo, rules, evidence and the event log, in the source's capture order."""
+        tracked = self.tracker.update(frame.source_id, detections, frame.capture_ts)
+        fixes = self.geo.locate(frame, tracked)
+        events = self.rules.update(frame.source_id, frame.capture_ts, tracked, (frame.width, frame.height), fixes)
+        if events:
+            events = await self.evidence.attach(frame, events)
+            await self.writer.append(events)
+        return tracked, fixes, events
+
+    def _gap(self, source_id: str, item: FrameInput) -> None:
+        self.metrics.source_gaps.labels(source_id[:64]).inc()
+        self.metrics.source_gap_seconds.labels(source_id[:64]).inc(item.gap_before_s)
+        log.warning(
+            "source gap: %.1f s of capture time lost before this frame (the source reconnected)",
+            item.gap_before_s,
+            extra={"source_id": source_id, "seq": item.seq, "gap_s": round(item.gap_before_s, 3)},
+        )
+
+    def _rejected(self, source_id: str, seq: int, exc: FrameRejected) -> FrameOutcome:
+        self.metrics.frame_errors.labels(exc.code.value).inc()
+        if exc.code is RejectCode.DROPPED:
+            self.metrics.frames_dropped.labels(source_id[:64]).inc()
+        log.debug("frame rejected", extra={"source_id": source_id, "seq": seq, "code": exc.code.value})
+        return FrameOutcome(source_id, seq, self.core.dropped_total(source_id), FrameError(exc.code, exc.message))
