@@ -111,13 +111,13 @@ class GeoStage:
     """Locates the detections of every source with that source's geo settings (``rules.sources.<id>.geo``)."""
 
     def __init__(self, config: RulesConfig) -> None:
-        self._config = config
+        self.config = config
         self._placers: dict[str, _Placer] = {}
 
     def calibration_reports(self) -> dict[str, CalibrationReport]:
         """Fit every listed source's calibration now and return its report (reprojection error in metres)."""
         reports = {}
-        for source_id in self._config.sources:
+        for source_id in self.config.sources:
             placer = self._placer(source_id)
             if isinstance(placer, _FixedPlacer) and placer.calibration is not None:
                 reports[source_id] = placer.calibration.report
@@ -140,5 +140,5 @@ class GeoStage:
     def _placer(self, source_id: str) -> _Placer:
         placer = self._placers.get(source_id)
         if placer is None:
-            placer = self._placers[source_id] = _placer_for(self._config.for_source(source_id))
+            placer = self._placers[source_id] = _placer_for(self.config.for_source(source_id))
         return placer

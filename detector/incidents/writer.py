@@ -30,7 +30,7 @@ class EventWriter:
             raise ValueError(f"max_backlog must be at least 1, got {max_backlog}")
         self.store = store
         self._backlog: deque[IncidentEvent] = deque()
-        self._max_backlog = max_backlog
+        self.max_backlog = max_backlog
         self._lock = asyncio.Lock()
         self._on_writable = on_writable
         self.events_appended = 0
@@ -78,13 +78,13 @@ class EventWriter:
 
     def _drop_overflow(self) -> None:
         lost = []
-        while len(self._backlog) > self._max_backlog:
+        while len(self._backlog) > self.max_backlog:
             lost.append(self._backlog.popleft())
         if lost:
             self.events_lost += len(lost)
             log.error(
                 "event backlog full (store.max_backlog_events=%d): %d oldest events dropped",
-                self._max_backlog,
+                self.max_backlog,
                 len(lost),
                 extra={"incident_ids": sorted({event.incident_id for event in lost}), "events_lost": self.events_lost},
             )
@@ -96,6 +96,6 @@ class EventWriter:
         if writable:
             log.warning("event log writable again: %s", reason)
         else:
-            log.error("event log not writable; events wait in memory (at most %d): %s", self._max_backlog, reason)
+            log.error("event log not writable; events wait in memory (at most %d): %s", self.max_backlog, reason)
         if self._on_writable is not None:
             await self._on_writable(writable)

@@ -86,7 +86,7 @@ class RulesEngine:
         model_version: str = "",
         associator_for: AssociatorFactory = place_associator,
     ) -> None:
-        self._config = config
+        self.config = config
         self._class_names = list(class_names)
         self._category_of = config.category_of()
         self._model_version = model_version
@@ -134,11 +134,11 @@ class RulesEngine:
         for event in open_incidents:
             if event.type is EventType.CLEARED:
                 raise RulesError(f"incident {event.incident_id} is cleared; restore() takes open incidents only")
-            category = self._config.categories.get(event.category)
+            category = self.config.categories.get(event.category)
             if category is None:
                 raise RulesError(
                     f"incident {event.incident_id} has category {event.category!r}, which the rules do not "
-                    f"define; known: {', '.join(sorted(self._config.categories))}"
+                    f"define; known: {', '.join(sorted(self.config.categories))}"
                 )
             state = self._state(event.source_id)
             state.tracks = [track for track in state.tracks if track.incident_id != event.incident_id]
@@ -162,7 +162,7 @@ class RulesEngine:
     def _state(self, source_id: str) -> _SourceState:
         state = self._sources.get(source_id)
         if state is None:
-            rules = self._config.for_source(source_id)
+            rules = self.config.for_source(source_id)
             state = _SourceState(
                 rules, self._associator_for(rules), PixelPlaceAssociator(rules.match_iou), build_geo_zones(rules)
             )
@@ -170,7 +170,7 @@ class RulesEngine:
         return state
 
     def _kind(self, rules: SourceRules, category: str) -> RuleKind:
-        return "confirm" if isinstance(rules, MovingCamera) else self._config.categories[category].rule
+        return "confirm" if isinstance(rules, MovingCamera) else self.config.categories[category].rule
 
     def _context(self, source_id: str, class_name: str) -> TrackContext:
         key = (source_id, class_name)
@@ -187,7 +187,7 @@ class RulesEngine:
             else:
                 confirm = rules.confirm[class_name]
                 new_rule = partial(KOfNSeconds, confirm.k, confirm.n_s)
-            context = TrackContext(source_id, self._config.categories[category], rules, new_rule, self._model_version)
+            context = TrackContext(source_id, self.config.categories[category], rules, new_rule, self._model_version)
             self._contexts[key] = context
         return context
 

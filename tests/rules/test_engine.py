@@ -12,10 +12,10 @@ from detector.types import Detections, EventType, GeoPoint, GroundFixes, Inciden
 from .helpers import (
     CLASS_NAMES,
     FRAME_SIZE,
-    GeoThenRules,
     SOURCE,
     STALL_BOX,
     ZONE,
+    GeoThenRules,
     Obj,
     make_detections,
     make_engine,
