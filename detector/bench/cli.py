@@ -11,6 +11,9 @@ import sys
 from pathlib import Path
 
 from detector.config import DEFAULT_WEIGHTS
+from detector.inference.engine import ModelSettings
+
+SERVICE_IMGSZ = ModelSettings().imgsz
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_OUT = REPO / "benchmarks" / "results"
@@ -91,7 +94,9 @@ def _throughput_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch", type=_ints, default=(1, 2, 4, 8, 16, 32), help="batch sizes for the engine bound")
     p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda:N")
     p.add_argument("--weights", type=Path, default=DEFAULT_WEIGHTS, help="the .pt checkpoint (onnx is exported)")
-    p.add_argument("--imgsz", type=int, default=320, help="model input size, as the service's model.imgsz")
+    p.add_argument(
+        "--imgsz", type=int, default=SERVICE_IMGSZ, help="model input size (default: the service's model.imgsz)"
+    )
     p.add_argument("--conf", type=float, default=0.25, help="detection threshold, as the service's model.conf")
     p.add_argument("--iou", type=float, default=0.7, help="NMS IoU, as the service's model.iou")
     p.add_argument("--duration", type=float, default=20.0, help="measured seconds per run (after the warm-up)")
@@ -139,7 +144,7 @@ def _accuracy_args(p: argparse.ArgumentParser, shared: bool = False) -> None:
     if not shared:
         _common(p)
         p.add_argument("--weights", type=Path, default=DEFAULT_WEIGHTS, help="checkpoint to evaluate")
-        p.add_argument("--imgsz", type=int, default=320, help="input size")
+        p.add_argument("--imgsz", type=int, default=SERVICE_IMGSZ, help="input size (default: the service's)")
         p.add_argument("--device", default="cpu", help="'cpu' or a CUDA index")
         p.add_argument("--scenario", type=Path, help="simulator scenario folder to score")
     p.add_argument("--data", type=Path, action="append", default=[], help="YOLO data.yaml to evaluate (repeatable)")

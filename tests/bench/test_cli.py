@@ -24,6 +24,9 @@ def test_throughput_defaults_follow_the_issue():
     assert args.resolutions == ("720p", "1080p")
     assert args.backends == ("torch", "onnx")
     assert args.variants == []
+    from detector.config import load_config
+
+    assert args.imgsz == load_config(None, environ={}).model.imgsz, "benchmarks run at the service's input size"
 
 
 def test_lists_and_variants_parse():
