@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from detector.config import DEFAULT_WEIGHTS, load_config
-from detector.inference.engine import ModelSettings, build_engine
-from detector.inference.engine import resolved_backend
+from detector.inference.engine import ModelSettings, build_engine, resolved_backend
 
 
 def test_auto_is_onnx_on_the_cpu_and_torch_on_cuda():
