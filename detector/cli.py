@@ -10,10 +10,11 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from detector.api.flags import add_security_flags, security_from_flags
 from detector.config import ConfigError, load_config
 
 if TYPE_CHECKING:
-    from detector.api.client import ChannelSecurity
+    pass
 
 log = logging.getLogger("detector")
 
@@ -51,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     replay.add_argument(
         "--upload", action="store_true", help="send the file (and --srt) with SubmitVideo; the service syncs them"
     )
-    _add_client_security(replay)
+    add_security_flags(replay)
 
     srt = commands.add_parser("srt", help="DJI .SRT telemetry tools")
     srt_commands = srt.add_subparsers(dest="srt_command", required=True)
@@ -67,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_argument("--json", action="store_true", help="print each event as one JSON object per line")
     sub.add_argument("--max-events", type=int, help="stop after this many events")
     sub.add_argument("--idle-timeout", type=float, help="stop after this many seconds without an event")
-    _add_client_security(sub)
+    add_security_flags(sub)
 
     inc = commands.add_parser("incidents", help="list or show incidents")
     inc_commands = inc.add_subparsers(dest="incidents_command", required=True)
@@ -77,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     inc_show.add_argument("incident_id")
     for p in (inc_list, inc_show):
         p.add_argument("--target", default="127.0.0.1:50051", help="service address")
-        _add_client_security(p)
+        add_security_flags(p)
 
     auth = commands.add_parser("auth", help="bearer tokens for auth.tokens")
     auth_commands = auth.add_subparsers(dest="auth_command", required=True)
@@ -115,8 +116,13 @@ def main(argv: list[str] | None = None) -> int:
 
     sim_cli.add_commands(commands)
     bench_cli.add_commands(commands)
+    from detector.gateway.cli import add_gateway_parser, run_gateway
+
+    add_gateway_parser(commands)
 
     args = parser.parse_args(argv)
+    if args.command == "gateway":
+        return run_gateway(args)
     if args.command == "sim":
         return sim_cli.run(args)
     if args.command == "bench":
@@ -138,19 +144,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "srt":
         return _srt(args)
     return _replay(args)
-
-
-def _add_client_security(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--token", help="bearer token (default: $STREETWATCH_TOKEN; the flag shows in `ps`)")
-    parser.add_argument("--tls-ca", type=Path, help="CA certificate (PEM) that signed the service's: use TLS")
-    parser.add_argument("--tls-cert", type=Path, help="client certificate (PEM), when the service requires mTLS")
-    parser.add_argument("--tls-key", type=Path, help="key of --tls-cert (PEM)")
-
-
-def _security(args: argparse.Namespace) -> ChannelSecurity:
-    from detector.api.client import ChannelSecurity
-
-    return ChannelSecurity.from_flags(args.token, args.tls_ca, args.tls_cert, args.tls_key)
 
 
 def _new_token(args: argparse.Namespace) -> int:
@@ -177,9 +170,10 @@ def _subscribe(args: argparse.Namespace) -> int:
     import grpc
 
     from detector.api.subscribe import event_json, event_line, subscribe
+    from detector.types import IncidentEvent
 
-    def emit(event: object) -> None:
-        print(event_json(event) if args.json else event_line(event), flush=True)  # type: ignore[arg-type]
+    def emit(event: IncidentEvent) -> None:
+        print(event_json(event) if args.json else event_line(event), flush=True)
 
     try:
         asyncio.run(
@@ -191,7 +185,7 @@ def _subscribe(args: argparse.Namespace) -> int:
                 emit,
                 args.max_events,
                 args.idle_timeout,
-                _security(args),
+                security_from_flags(args),
             )
         )
     except grpc.aio.AioRpcError as exc:
@@ -208,17 +202,24 @@ def _subscribe(args: argparse.Namespace) -> int:
 def _incidents(args: argparse.Namespace) -> int:
     import grpc
 
-    from detector.api.subscribe import event_line, get_incident, incident_json, list_incidents
+    from detector.api.incidents_client import IncidentsClient
+    from detector.api.subscribe import incident_json, incident_line
+    from detector.store.model import IncidentState
+
+    async def show(incident_id: str) -> str:
+        async with IncidentsClient(args.target, security_from_flags(args)) as client:
+            return incident_json(await client.get(incident_id))
+
+    async def listed(state: IncidentState | None) -> list[str]:
+        async with IncidentsClient(args.target, security_from_flags(args)) as client:
+            return [incident_line(record) for record in await client.list_all(state, page_size=200)]
 
     try:
         if args.incidents_command == "show":
-            print(incident_json(asyncio.run(get_incident(args.target, args.incident_id, _security(args)))))
+            print(asyncio.run(show(args.incident_id)))
         else:
-            for incident in asyncio.run(list_incidents(args.target, args.state, 200, _security(args))):
-                state = "OPEN" if incident.state == 1 else "CLEARED"
-                print(
-                    f"{incident.incident_id} {state:7} opened×{incident.opened_count} {event_line(incident.last_event)}"
-                )
+            for line in asyncio.run(listed(None if args.state is None else IncidentState(args.state))):
+                print(line)
     except grpc.aio.AioRpcError as exc:
         print(f"detector incidents: the service answered {exc.code().name}: {exc.details()}", file=sys.stderr)
         return 1
@@ -343,7 +344,7 @@ def _replay(args: argparse.Namespace) -> int:
                 srt=args.srt,
                 srt_offset_s=args.srt_offset,
                 upload=args.upload,
-                security=_security(args),
+                security=security_from_flags(args),
             )
         )
     except (VideoError, SrtParseError, ValueError, OSError) as exc:

@@ -16,6 +16,8 @@ Writes benchmarks/results/soak/<date>-<seconds>s/soak.json and soak.md, and exit
 from __future__ import annotations
 
 import argparse
+import asyncio
+import concurrent.futures
 import datetime as dt
 import json
 import os
@@ -26,19 +28,19 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import cv2
 import grpc
 import psutil
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tqdm import tqdm
 
-from detector.api._gen.streetwatch.v1 import incidents_pb2 as ipb
-from detector.api._gen.streetwatch.v1 import incidents_pb2_grpc, ingest_pb2_grpc
-from detector.api._gen.streetwatch.v1 import ingest_pb2 as pb
-from detector.api.client import make_frame
+from detector.api.client import IngestClient, OutgoingFrame
+from detector.api.health_probe import HealthProbe
+from detector.api.incidents_client import IncidentsClient
+from detector.ingest.decode import RejectCode
 from detector.types import DeliveryMode, Telemetry
 
 REPO = Path(__file__).resolve().parents[2]
@@ -86,33 +88,29 @@ def _free_port() -> int:
 
 def _wait_serving(target: str, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
-    with grpc.insecure_channel(target) as channel:
-        stub = health_pb2_grpc.HealthStub(channel)
+    with HealthProbe(target) as probe:
         while time.monotonic() < deadline:
-            try:
-                if (
-                    stub.Check(health_pb2.HealthCheckRequest(), timeout=1).status
-                    == health_pb2.HealthCheckResponse.SERVING
-                ):
-                    return
-            except grpc.RpcError:
-                pass
+            if probe.serving(timeout_s=1):
+                return
             time.sleep(0.2)
     raise RuntimeError("the service never became SERVING")
 
 
 class Load:
+    """The clients: one task per stream and per subscriber, all on one event loop in a thread of their own (gRPC's
+    asyncio API wants a single loop per process), while the main thread samples the server."""
+
     def __init__(self, target: str, photos: list[bytes], stop: threading.Event) -> None:
         self.target = target
         self.photos = photos
         self.stop = stop
 
-    def stream(self, stats: StreamStats, fps: float, offset: int, telemetry: bool) -> None:
+    async def stream(self, stats: StreamStats, fps: float, offset: int, telemetry: bool) -> None:
         """Send frames paced at ``fps`` with wall-clock capture times; reconnect when the stream breaks."""
         mode = DeliveryMode.LOSSLESS if stats.mode == "LOSSLESS" else DeliveryMode.LIVE
         seq = 0
 
-        def frames() -> object:
+        async def frames() -> AsyncIterator[OutgoingFrame]:
             nonlocal seq
             next_at = time.monotonic()
             while not self.stop.is_set():
@@ -120,63 +118,51 @@ class Load:
                 seq += 1
                 photo = self.photos[(int(now) // PHOTO_SECONDS + offset) % len(self.photos)]
                 pose = Telemetry(lat=22.54 + seq * 1e-6, lon=113.95, altitude_agl_m=60.0, gimbal_pitch_deg=-90.0)
-                yield make_frame(
+                yield OutgoingFrame(
                     stats.source_id, seq, now, jpeg=photo, mode=mode, telemetry=pose if telemetry else None
                 )
                 stats.sent += 1
                 next_at += 1.0 / fps
-                time.sleep(max(0.0, next_at - time.monotonic()))
+                await asyncio.sleep(max(0.0, next_at - time.monotonic()))
 
         while not self.stop.is_set():
-            with grpc.insecure_channel(self.target) as channel:
+            async with IngestClient(self.target) as client:
                 try:
-                    for result in ingest_pb2_grpc.IngestStub(channel).StreamFrames(frames()):
+                    async for answer in client.send(frames()):
                         stats.answered += 1
-                        if result.HasField("error"):
-                            stats.dropped += result.error.code == pb.DROPPED
-                            stats.errors += result.error.code != pb.DROPPED
+                        if answer.error is not None:
+                            stats.dropped += answer.error is RejectCode.DROPPED
+                            stats.errors += answer.error is not RejectCode.DROPPED
                 except grpc.RpcError:
                     stats.reconnects += 1
-                    time.sleep(1)
+                    await asyncio.sleep(1)
 
-    def subscribe(self, stats: SubscriberStats, until: threading.Event) -> None:
+    async def subscribe(self, stats: SubscriberStats, until: threading.Event) -> None:
         """Follow from the committed offset, ack each event; the slow one also pauses a minute at a time."""
         paused_at = time.monotonic()
         while not until.is_set():
-            with grpc.insecure_channel(self.target) as channel:
-                stub = incidents_pb2_grpc.IncidentsStub(channel)
-                call = stub.Subscribe(ipb.SubscribeRequest(consumer=stats.consumer))
+            async with IncidentsClient(self.target) as client, client.subscribe(stats.consumer) as events:
                 try:
-                    for event in call:
+                    async for event in events:
                         stats.received.append(event.sequence)
-                        stub.Ack(ipb.AckRequest(consumer=stats.consumer, sequence=event.sequence))
+                        await client.ack(stats.consumer, event.sequence)
                         if stats.slow and not self.stop.is_set():
-                            time.sleep(0.5)
+                            await asyncio.sleep(0.5)
                             if time.monotonic() - paused_at > 120:
-                                time.sleep(60)  # stops reading for a minute; the server must not care
+                                await asyncio.sleep(60)  # stops reading for a minute; the server must not care
                                 paused_at = time.monotonic()
                         if until.is_set():
                             break
                 except grpc.RpcError:
                     stats.reconnects += 1
-                    time.sleep(1)
-                finally:
-                    call.cancel()
+                    await asyncio.sleep(1)
 
 
-def _audit(target: str) -> list[int]:
-    with grpc.insecure_channel(target) as channel:
-        call = incidents_pb2_grpc.IncidentsStub(channel).Subscribe(
-            ipb.SubscribeRequest(consumer="audit", after_sequence=0), timeout=10
-        )
-        sequences = []
-        try:
-            for event in call:
-                sequences.append(event.sequence)
-        except grpc.RpcError as exc:
-            if exc.code() != grpc.StatusCode.DEADLINE_EXCEEDED:
-                raise
-    return sequences
+async def _audit(target: str) -> list[int]:
+    """Every sequence in the log: read from the start until nothing new came for 10 s."""
+    async with IncidentsClient(target) as client:
+        events = client.subscribe("audit", after_sequence=0, idle_timeout_s=10)
+        return [event.sequence async for event in events]
 
 
 def main() -> int:
@@ -206,14 +192,14 @@ def main() -> int:
         streams = [StreamStats(f"cam-{i + 1}", "LIVE") for i in range(args.live_streams)]
         drone = StreamStats("drone-1", "LOSSLESS")
         subs = [SubscriberStats("case-fast", slow=False), SubscriberStats("case-slow", slow=True)]
-        threads = [
-            threading.Thread(target=load.stream, args=(s, args.live_fps, i, False), daemon=True)
+        loop = asyncio.new_event_loop()
+        threading.Thread(target=loop.run_forever, daemon=True).start()
+        senders = [
+            asyncio.run_coroutine_threadsafe(load.stream(s, args.live_fps, i, False), loop)
             for i, s in enumerate(streams)
         ]
-        threads.append(threading.Thread(target=load.stream, args=(drone, args.drone_fps, 5, True), daemon=True))
-        sub_threads = [threading.Thread(target=load.subscribe, args=(s, subscribers_done), daemon=True) for s in subs]
-        for t in [*threads, *sub_threads]:
-            t.start()
+        senders.append(asyncio.run_coroutine_threadsafe(load.stream(drone, args.drone_fps, 5, True), loop))
+        readers = [asyncio.run_coroutine_threadsafe(load.subscribe(s, subscribers_done), loop) for s in subs]
         samples = []
         start = time.monotonic()
         with tqdm(total=int(args.seconds), desc="soak", unit="s") as bar:
@@ -231,14 +217,17 @@ def main() -> int:
                 bar.n = int(time.monotonic() - start)
                 bar.set_postfix(rss_mb=f"{samples[-1]['rss_mb']:.0f}", fds=samples[-1]["fds"])
         stop.set()
-        for t in threads:
-            t.join(30)
-        log_sequences = _audit(target)
+        concurrent.futures.wait(senders, timeout=30)
+        log_sequences = asyncio.run_coroutine_threadsafe(_audit(target), loop).result()
         # Give the slow subscriber time to catch up with everything in the log, then stop it.
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline and any(set(log_sequences) - set(s.received) for s in subs):
             time.sleep(1)
         subscribers_done.set()
+        for future in [*senders, *readers]:
+            future.cancel()  # a subscriber waiting for an event that will not come
+        concurrent.futures.wait([*senders, *readers], timeout=10)
+        loop.call_soon_threadsafe(loop.stop)
     finally:
         server.terminate()
         server.wait(60)

@@ -17,6 +17,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from detector.api._gen.streetwatch.v1 import ingest_pb2 as pb
 from detector.api._gen.streetwatch.v1 import ingest_pb2_grpc
 from detector.api.convert import telemetry_to_proto
+from detector.ingest.decode import RejectCode
 from detector.types import DeliveryMode, ImageArray, Telemetry
 
 
@@ -59,6 +60,73 @@ def make_frame(
     if pose is not None and pose.ListFields():  # a pose with no field known is no pose
         frame.telemetry.CopyFrom(pose)
     return frame
+
+
+@dataclass(frozen=True)
+class OutgoingFrame:
+    """One frame as a gateway sends it with ``IngestClient.send``: the fields of ``make_frame``, no proto."""
+
+    source_id: str
+    seq: int
+    capture_ts: float
+    jpeg: bytes | None = None  # sent as encoded bytes (JPEG or PNG)
+    image: ImageArray | None = None  # else sent raw (BGR)
+    telemetry: Telemetry | None = None
+    mode: DeliveryMode = DeliveryMode.LIVE
+    gap_before_s: float = 0.0  # capture time lost just before this frame because the source reconnected; 0: none
+
+
+@dataclass(frozen=True)
+class FrameAnswer:
+    """The service's answer to one frame (a FrameResult), as internal values."""
+
+    source_id: str
+    seq: int
+    error: RejectCode | None = None  # why the frame was not used (DROPPED: a LIVE frame a newer one replaced)
+    error_message: str = ""
+    frames_dropped_total: int = 0  # LIVE frames of this source dropped so far
+    labels: tuple[str, ...] = ()  # the class label of each detection
+    model: str = ""  # "name@version"
+    batch_size: int = 0
+    decode_ms: float = 0.0
+    queued_ms: float = 0.0
+    inference_ms: float = 0.0
+
+
+def frame_message(frame: OutgoingFrame) -> pb.Frame:
+    message = make_frame(
+        frame.source_id,
+        frame.seq,
+        frame.capture_ts,
+        jpeg=frame.jpeg,
+        image=frame.image,
+        telemetry=frame.telemetry,
+        mode=frame.mode,
+    )
+    message.gap_before_s = frame.gap_before_s
+    return message
+
+
+def frame_answer(result: pb.FrameResult) -> FrameAnswer:
+    """A FrameResult as a ``FrameAnswer``; an error code this client does not know reads as INTERNAL."""
+    error = None
+    if result.HasField("error"):
+        name = pb.FrameErrorCode.Name(result.error.code)
+        error = RejectCode[name] if name in RejectCode.__members__ else RejectCode.INTERNAL
+    t = result.timings
+    return FrameAnswer(
+        source_id=result.source_id,
+        seq=result.seq,
+        error=error,
+        error_message=result.error.message,
+        frames_dropped_total=result.frames_dropped_total,
+        labels=tuple(d.label for d in result.detections),
+        model=f"{result.model.name}@{result.model.version}" if result.HasField("model") else "",
+        batch_size=t.batch_size,
+        decode_ms=t.decode_ms,
+        queued_ms=t.queued_ms,
+        inference_ms=t.inference_ms,
+    )
 
 
 TOKEN_ENV = "STREETWATCH_TOKEN"
@@ -178,6 +246,16 @@ class IngestClient:
         """A recorded flight (see ``video_chunks``): the telemetry report, then one FrameResult per frame."""
         call = self._stub.SubmitVideo(chunks)
         return call.__aiter__()  # type: ignore[no-any-return]
+
+    async def send(self, frames: AsyncIterable[OutgoingFrame]) -> AsyncIterator[FrameAnswer]:
+        """``stream`` in internal types: one StreamFrames call, one answer per frame, in order per source."""
+
+        async def messages() -> AsyncIterator[pb.Frame]:
+            async for frame in frames:
+                yield frame_message(frame)
+
+        async for result in self.stream(messages()):
+            yield frame_answer(result)
 
     async def detect(self, frame: pb.Frame, timeout_s: float | None = None) -> pb.FrameResult:
         result: pb.FrameResult = await self._stub.Detect(frame, timeout=timeout_s)

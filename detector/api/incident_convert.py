@@ -1,16 +1,38 @@
-"""IncidentEvent and incident records <-> the Incidents proto."""
+"""IncidentEvent and incident records <-> the Incidents proto, both ways: the service sends with ``*_to_proto``,
+the client (``detector.api.incidents_client``) reads with ``*_from_proto``."""
 
 from __future__ import annotations
+
+from typing import TypeVar
+
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from detector.api._gen.streetwatch.v1 import incidents_pb2 as ipb
 from detector.api._gen.streetwatch.v1 import ingest_pb2 as pb
 from detector.api.client import timestamp
-from detector.api.convert import telemetry_to_proto
+from detector.api.convert import telemetry_from_proto, telemetry_to_proto
 from detector.store.model import EventFilter, IncidentRecord, IncidentState
-from detector.types import EventType, IncidentEvent
+from detector.types import (
+    EventType,
+    Evidence,
+    EvidenceKind,
+    GeoPoint,
+    IncidentEvent,
+    LocationMethod,
+    Severity,
+)
 
+_T = TypeVar("_T")
 _EVENT_TYPES = {EventType.OPENED: ipb.OPENED, EventType.UPDATED: ipb.UPDATED, EventType.CLEARED: ipb.CLEARED}
-_METHODS = {"HOMOGRAPHY": ipb.HOMOGRAPHY, "DRONE_PROJECTION": ipb.DRONE_PROJECTION, "SOURCE_FIXED": ipb.SOURCE_FIXED}
+_METHODS = {
+    LocationMethod.HOMOGRAPHY: ipb.HOMOGRAPHY,
+    LocationMethod.DRONE_PROJECTION: ipb.DRONE_PROJECTION,
+    LocationMethod.SOURCE_FIXED: ipb.SOURCE_FIXED,
+}
+_STATES = {IncidentState.OPEN: ipb.OPEN, IncidentState.CLEARED: ipb.CLEARED_STATE}
+_EVENT_TYPES_BACK: dict[int, EventType] = {int(v): k for k, v in _EVENT_TYPES.items()}
+_METHODS_BACK: dict[int, LocationMethod] = {int(v): k for k, v in _METHODS.items()}
+_STATES_BACK: dict[int, IncidentState] = {int(v): k for k, v in _STATES.items()}
 
 
 def event_to_proto(event: IncidentEvent) -> ipb.IncidentEvent:
@@ -23,7 +45,7 @@ def event_to_proto(event: IncidentEvent) -> ipb.IncidentEvent:
         category=event.category,
         case_code=event.case_code,
         label=event.label,
-        severity=event.severity,
+        severity=Severity(event.severity).value,
         confidence=event.confidence,
         source_id=event.source_id,
         first_seen=timestamp(event.first_seen_ts),
@@ -33,25 +55,74 @@ def event_to_proto(event: IncidentEvent) -> ipb.IncidentEvent:
         zone_id=event.zone_id,
         model_version=event.model_version,
         rule=event.rule,
-        evidence=[ipb.EvidenceRef(kind=e.kind, sha256=e.sha256, uri=e.uri) for e in event.evidence],
+        evidence=[ipb.EvidenceRef(kind=EvidenceKind(e.kind).value, sha256=e.sha256, uri=e.uri) for e in event.evidence],
         location_note=event.location_note,
     )
     if event.source_pose is not None:
         msg.source_pose.CopyFrom(telemetry_to_proto(event.source_pose))
     if event.location is not None:
         loc = event.location
-        method = _METHODS.get(loc.method.upper().replace("-", "_"), ipb.LOCATION_METHOD_UNSPECIFIED)
+        method = _METHODS[LocationMethod(loc.method)]
         msg.location.CopyFrom(ipb.Location(lat=loc.lat, lon=loc.lon, accuracy_m=loc.accuracy_m, method=method))
     return msg
 
 
+def event_from_proto(msg: ipb.IncidentEvent) -> IncidentEvent:
+    """The internal event the message carries. ``duration_s`` is not read: it is last seen minus first seen.
+
+    Raises ValueError on a message no service of this version sends (an unspecified event type or location
+    method, an unknown severity or evidence kind).
+    """
+    location = None
+    if msg.HasField("location"):
+        loc = msg.location
+        location = GeoPoint(loc.lat, loc.lon, loc.accuracy_m, _back(_METHODS_BACK, loc.method, "location method"))
+    box = msg.box
+    return IncidentEvent(
+        event_id=msg.event_id,
+        incident_id=msg.incident_id,
+        type=_back(_EVENT_TYPES_BACK, msg.type, "event type"),
+        category=msg.category,
+        case_code=msg.case_code,
+        label=msg.label,
+        severity=Severity(msg.severity),
+        confidence=msg.confidence,
+        source_id=msg.source_id,
+        first_seen_ts=seconds(msg.first_seen),
+        last_seen_ts=seconds(msg.last_seen),
+        box_xyxy=(box.x1, box.y1, box.x2, box.y2),
+        zone_id=msg.zone_id,
+        rule=msg.rule,
+        model_version=msg.model_version,
+        location=location,
+        evidence=tuple(Evidence(EvidenceKind(e.kind), e.sha256, e.uri) for e in msg.evidence),
+        sequence=msg.sequence,
+        source_pose=telemetry_from_proto(msg.source_pose) if msg.HasField("source_pose") else None,
+        location_note=msg.location_note,
+    )
+
+
+def seconds(t: Timestamp) -> float:
+    """A Timestamp as seconds since the epoch (``timestamp`` turns it back into the same Timestamp)."""
+    return t.seconds + t.nanos / 1e9
+
+
 def record_to_proto(record: IncidentRecord) -> ipb.Incident:
-    state = ipb.OPEN if record.state is IncidentState.OPEN else ipb.CLEARED_STATE
     return ipb.Incident(
         incident_id=record.incident_id,
-        state=state,
+        state=_STATES[record.state],
         opened_count=record.opened_count,
         last_event=event_to_proto(record.last_event),
+    )
+
+
+def record_from_proto(msg: ipb.Incident) -> IncidentRecord:
+    """Raises ValueError on an unspecified state, or an event ``event_from_proto`` refuses."""
+    return IncidentRecord(
+        incident_id=msg.incident_id,
+        state=_back(_STATES_BACK, msg.state, "incident state"),
+        opened_count=msg.opened_count,
+        last_event=event_from_proto(msg.last_event),
     )
 
 
@@ -61,8 +132,16 @@ def event_filter(categories: list[str], source_ids: list[str], min_severity: str
 
 
 def incident_state(value: int) -> IncidentState | None:
-    if value == ipb.OPEN:
-        return IncidentState.OPEN
-    if value == ipb.CLEARED_STATE:
-        return IncidentState.CLEARED
-    return None
+    """The state a ListIncidents request asks for; None (unspecified) for both."""
+    return _STATES_BACK.get(value)
+
+
+def incident_state_to_proto(state: IncidentState | None) -> ipb.IncidentState:
+    return ipb.INCIDENT_STATE_UNSPECIFIED if state is None else _STATES[state]
+
+
+def _back(table: dict[int, _T], value: int, what: str) -> _T:
+    try:
+        return table[value]
+    except KeyError:
+        raise ValueError(f"the service sent {what} {value}, which this client does not know") from None

@@ -31,17 +31,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import grpc
 import numpy as np
 
-from detector.api._gen.streetwatch.v1 import incidents_pb2 as ipb
-from detector.api._gen.streetwatch.v1 import incidents_pb2_grpc
-from detector.api._gen.streetwatch.v1 import ingest_pb2 as pb
-from detector.api.client import IngestClient, encode_jpeg, make_frame
+from detector.api.client import IngestClient, OutgoingFrame, encode_jpeg
+from detector.api.incidents_client import IncidentsClient, Subscription
 from detector.bench.backends import iou
 from detector.bench.stats import Latency
 from detector.inference.engine import EngineError
-from detector.types import DeliveryMode, ImageArray
+from detector.types import DeliveryMode, EventType, ImageArray
 
 Box = tuple[float, float, float, float]
 
@@ -136,54 +133,50 @@ async def measure_incident_latency(
 ) -> IncidentLatencyReport:
     """Replay the scenario to ``target`` and time its OPENED events."""
     events: list[OpenedEvent] = []
-    channel = grpc.aio.insecure_channel(target)
-    request = ipb.SubscribeRequest(consumer=f"bench-{uuid.uuid4().hex[:8]}", source_ids=[scenario.source_id])
-    call = incidents_pb2_grpc.IncidentsStub(channel).Subscribe(request)  # type: ignore[no-untyped-call]
-    collector = asyncio.create_task(_collect(call, events))
     sent_at: dict[float, float] = {}  # capture ts -> perf_counter when sent
-    try:
-        async with IngestClient(target) as client:
-            await client.wait_ready(30)
-            async for result in client.stream(_paced(scenario, speed, sent_at)):
-                if result.HasField("error"):
-                    raise ScenarioError(f"the service rejected frame {result.seq}: {result.error.message}")
-        await asyncio.sleep(settle_s)  # events of the last frames
-    finally:
-        call.cancel()
-        collector.cancel()
-        await channel.close()
+    async with IncidentsClient(target) as incidents:
+        consumer = f"bench-{uuid.uuid4().hex[:8]}"
+        subscription = incidents.subscribe(consumer, source_ids=[scenario.source_id])
+        collector = asyncio.create_task(_collect(subscription, events))
+        try:
+            async with IngestClient(target) as client:
+                await client.wait_ready(30)
+                async for answer in client.send(_paced(scenario, speed, sent_at)):
+                    if answer.error is not None:
+                        raise ScenarioError(f"the service rejected frame {answer.seq}: {answer.error_message}")
+            await asyncio.sleep(settle_s)  # events of the last frames
+        finally:
+            subscription.cancel()
+            await asyncio.gather(collector, return_exceptions=True)
+    if collector.exception() is not None:
+        raise ScenarioError(f"the subscription failed: {collector.exception()}")
     return _match(scenario, events, sent_at)
 
 
-async def _collect(call: Any, events: list[OpenedEvent]) -> None:
-    try:
-        async for event in call:
-            if event.type == ipb.OPENED:
-                box = event.box
-                events.append(
-                    OpenedEvent(
-                        event.incident_id,
-                        event.category,
-                        event.first_seen.seconds + event.first_seen.nanos / 1e9,
-                        event.last_seen.seconds + event.last_seen.nanos / 1e9,
-                        (box.x1, box.y1, box.x2, box.y2),
-                        time.perf_counter(),
-                    )
+async def _collect(subscription: Subscription, events: list[OpenedEvent]) -> None:
+    async for event in subscription:
+        if event.type is EventType.OPENED:
+            events.append(
+                OpenedEvent(
+                    event.incident_id,
+                    event.category,
+                    event.first_seen_ts,
+                    event.last_seen_ts,
+                    event.box_xyxy,
+                    time.perf_counter(),
                 )
-    except grpc.aio.AioRpcError as exc:
-        if exc.code() != grpc.StatusCode.CANCELLED:
-            raise
+            )
 
 
-async def _paced(scenario: Scenario, speed: float, sent_at: dict[float, float]) -> AsyncIterator[pb.Frame]:
+async def _paced(scenario: Scenario, speed: float, sent_at: dict[float, float]) -> AsyncIterator[OutgoingFrame]:
     started = time.perf_counter()
     for seq, (t_s, image) in enumerate(_footage(scenario), start=1):
         if speed > 0:
             await asyncio.sleep(max(started + t_s / speed - time.perf_counter(), 0.0))
         capture_ts = scenario.start_ts + t_s
-        message = make_frame(scenario.source_id, seq, capture_ts, jpeg=encode_jpeg(image), mode=DeliveryMode.LOSSLESS)
+        frame = OutgoingFrame(scenario.source_id, seq, capture_ts, jpeg=encode_jpeg(image), mode=DeliveryMode.LOSSLESS)
         sent_at[round(capture_ts, 3)] = time.perf_counter()
-        yield message
+        yield frame
 
 
 def _footage(scenario: Scenario) -> Iterator[tuple[float, ImageArray]]:

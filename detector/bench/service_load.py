@@ -20,13 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
-import grpc
 import psutil  # type: ignore[import-untyped]
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tqdm import tqdm
 
-from detector.api._gen.streetwatch.v1 import ingest_pb2 as pb
-from detector.api.client import IngestClient, make_frame
+from detector.api.client import IngestClient, OutgoingFrame
+from detector.api.health_probe import HealthProbe
 from detector.bench.frames import FrameSet
 from detector.bench.stats import Completion
 from detector.types import DeliveryMode
@@ -149,8 +147,7 @@ class ServiceProcess:
 
     def _wait_serving(self) -> None:
         deadline = time.monotonic() + self._timeout_s
-        with grpc.insecure_channel(self.target) as channel:
-            stub = health_pb2_grpc.HealthStub(channel)
+        with HealthProbe(self.target) as probe:
             while time.monotonic() < deadline:
                 assert self._process is not None
                 if self._process.poll() is not None:
@@ -158,12 +155,8 @@ class ServiceProcess:
                         f"detector serve exited with {self._process.returncode}; its log "
                         f"({self._log_path}) ends:\n{self.log_tail()}"
                     )
-                try:
-                    status = stub.Check(health_pb2.HealthCheckRequest(), timeout=1).status
-                    if status == health_pb2.HealthCheckResponse.SERVING:
-                        return
-                except grpc.RpcError:
-                    pass
+                if probe.serving(timeout_s=1):
+                    return
                 time.sleep(0.25)
         raise ServiceStartError(f"detector serve was not SERVING after {self._timeout_s:.0f} s:\n{self.log_tail()}")
 
@@ -225,7 +218,7 @@ async def drive_streams(
         sent_at: dict[int, float] = {}
         source_id = f"bench-{index:03d}"
 
-        async def requests() -> AsyncIterator[pb.Frame]:
+        async def requests() -> AsyncIterator[OutgoingFrame]:
             seq = 0
             next_at = started
             while settings.max_frames == 0 or seq < settings.max_frames:
@@ -238,19 +231,20 @@ async def drive_streams(
                 seq += 1
                 # Streams start at different photos, so that a batch does not hold one picture many times.
                 jpeg = frames.jpegs[(index * 7 + seq) % len(frames.jpegs)]
-                message = make_frame(source_id, seq, time.time(), jpeg=jpeg, mode=DeliveryMode.LOSSLESS)
+                frame = OutgoingFrame(source_id, seq, time.time(), jpeg=jpeg, mode=DeliveryMode.LOSSLESS)
                 sent_at[seq] = time.perf_counter()
-                yield message
+                yield frame
 
-        async for result in client.stream(requests()):
+        async for answer in client.send(requests()):
             done = time.perf_counter()
             slots.release()
-            sent = sent_at.pop(result.seq, done)
-            if result.HasField("error"):
-                errors.append(f"{result.source_id}#{result.seq}: {result.error.code} {result.error.message}")
+            sent = sent_at.pop(answer.seq, done)
+            if answer.error is not None:
+                errors.append(f"{answer.source_id}#{answer.seq}: {answer.error.value} {answer.error_message}")
                 continue
-            t = result.timings
-            completions.append(Completion(sent, done, int(t.batch_size), t.decode_ms, t.queued_ms, t.inference_ms))
+            completions.append(
+                Completion(sent, done, answer.batch_size, answer.decode_ms, answer.queued_ms, answer.inference_ms)
+            )
 
     tick = asyncio.create_task(ticker())
     try:

@@ -10,8 +10,6 @@ import base64
 import html
 import math
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
 
 import cv2
 import numpy as np
@@ -19,6 +17,7 @@ import numpy as np
 from detector.geo.enu import LocalTangentPlane
 from detector.sim.truth import Truth
 from detector.sim.world import Street
+from detector.types import EventType, EvidenceKind, GeoPoint, IncidentEvent
 
 CLASS_COLOURS = {
     "stall": "#d62728",
@@ -34,27 +33,28 @@ MAP_PX = 900.0
 
 @dataclass
 class ScenarioReport:
-    """One scenario's share of the report. ``events`` are `detector subscribe --json` objects."""
+    """One scenario's share of the report: the events the case system received for its source, and the evidence
+    photos fetched for them (by sha256)."""
 
     name: str
     truth: Truth
     street: Street
-    events: list[dict[str, Any]]
+    events: list[IncidentEvent]
     evidence: dict[str, bytes]
     matches: dict[str, int] = field(default_factory=dict)  # incident_id -> truth object id
     score_table: str = ""
 
 
-def seconds_of(timestamp: str, start_ts: float) -> float:
-    """Scenario seconds of an RFC 3339 event timestamp."""
-    return datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp() - start_ts
-
-
-def incidents_of(events: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-    out: dict[str, list[dict[str, Any]]] = {}
+def incidents_of(events: list[IncidentEvent]) -> dict[str, list[IncidentEvent]]:
+    out: dict[str, list[IncidentEvent]] = {}
     for event in events:
-        out.setdefault(event["incident_id"], []).append(event)
+        out.setdefault(event.incident_id, []).append(event)
     return out
+
+
+def last_location(events: list[IncidentEvent]) -> GeoPoint | None:
+    """The latest location an incident's events reported."""
+    return next((e.location for e in reversed(events) if e.location is not None), None)
 
 
 def thumbnail(jpeg: bytes, width: int = 320) -> str:
@@ -94,11 +94,11 @@ def map_svg(report: ScenarioReport) -> str:
     plane = LocalTangentPlane(truth.anchor_lat, truth.anchor_lon)
     located = []
     for incident_id, events in incidents_of(report.events).items():
-        loc = next((e["location"] for e in reversed(events) if e.get("location")), None)
-        if loc:
-            east_arr, north_arr = plane.to_enu(loc["lat"], loc["lon"])
+        loc = last_location(events)
+        if loc is not None:
+            east_arr, north_arr = plane.to_enu(loc.lat, loc.lon)
             position = float(np.ravel(east_arr)[0]), float(np.ravel(north_arr)[0])
-            located.append((incident_id, *position, float(loc.get("accuracy_m", 0.0)), events[0]))
+            located.append((incident_id, *position, loc.accuracy_m, events[0]))
     right, left = street.kerbs
     b_right, b_left = street.building_lines
     corners = np.vstack([_strip(street, b_right, b_left)] + [np.array([[o.east_m, o.north_m]]) for o in truth.objects])
@@ -131,7 +131,7 @@ def map_svg(report: ScenarioReport) -> str:
         radius = max(3.0, accuracy * frame.scale)
         parts.append(
             f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{radius:.1f}" fill="none" stroke="#0050ff" stroke-width="2">'
-            f"<title>incident {incident_id[:8]} {html.escape(first['category'])} ±{accuracy:.1f} m</title></circle>"
+            f"<title>incident {incident_id[:8]} {html.escape(first.category)} ±{accuracy:.1f} m</title></circle>"
             f'<circle cx="{x:.1f}" cy="{y:.1f}" r="2.5" fill="#0050ff"/>'
         )
     scale_m = 10 ** math.floor(math.log10(max(frame.span.max() / 5, 1)))
@@ -159,7 +159,7 @@ def timeline_svg(report: ScenarioReport) -> str:
     by_id = {o.id: o for o in truth.objects}
     for i, (incident_id, events) in enumerate(incidents.items()):
         y = i * row + 4
-        label = f"{incident_id[:8]} {events[0]['category'][:14]}"
+        label = f"{incident_id[:8]} {events[0].category[:14]}"
         parts.append(f'<text x="0" y="{y + 13}" font-size="11">{html.escape(label)}</text>')
         target = by_id.get(report.matches.get(incident_id, -1))
         if target is not None:
@@ -167,11 +167,11 @@ def timeline_svg(report: ScenarioReport) -> str:
             b = target.leave_s if target.leave_s is not None else truth.duration_s
             parts.append(f'<rect x="{left + a * scale:.1f}" y="{y}" width="{max(1.0, (b - a) * scale):.1f}" '
                          'height="6" fill="#aaa"><title>object present</title></rect>')  # fmt: skip
-        opened = seconds_of(events[0]["first_seen"], truth.start_ts)
-        opened_at = seconds_of(events[0]["last_seen"], truth.start_ts)
-        cleared = next((seconds_of(e["last_seen"], truth.start_ts) for e in events if e["type"] == "CLEARED"), None)
+        opened = events[0].first_seen_ts - truth.start_ts
+        opened_at = events[0].last_seen_ts - truth.start_ts
+        cleared = next((e.last_seen_ts - truth.start_ts for e in events if e.type is EventType.CLEARED), None)
         end = cleared if cleared is not None else truth.duration_s
-        colour = CLASS_COLOURS.get(_class_of(events[0]), "#0050ff")
+        colour = CLASS_COLOURS.get(_class_of(events[0].category), "#0050ff")
         parts.append(
             f'<rect x="{left + opened * scale:.1f}" y="{y + 7}" width="{max(1.0, (end - opened) * scale):.1f}" '
             f'height="9" fill="{colour}" opacity="0.4"><title>first seen</title></rect>'
@@ -179,14 +179,13 @@ def timeline_svg(report: ScenarioReport) -> str:
             f' height="9" fill="{colour}"><title>open</title></rect>'
         )
         for e in events:
-            x = left + seconds_of(e["last_seen"], truth.start_ts) * scale
-            parts.append(f'<circle cx="{x:.1f}" cy="{y + 11}" r="2" fill="#000"><title>{e["type"]}</title></circle>')
+            x = left + (e.last_seen_ts - truth.start_ts) * scale
+            parts.append(f'<circle cx="{x:.1f}" cy="{y + 11}" r="2" fill="#000"><title>{e.type.value}</title></circle>')
     parts.append("</svg>")
     return "".join(parts)
 
 
-def _class_of(event: dict[str, Any]) -> str:
-    category = event.get("category", "")
+def _class_of(category: str) -> str:
     return {"ROAD_OCCUPYING_STALL": "stall", "OUTSIDE_SHOP_TRADING": "goods", "EXPOSED_GARBAGE": "garbage",
             "OVERFLOWING_BIN": "overflow", "ROAD_DAMAGE": "pothole"}.get(category, "")  # fmt: skip
 
@@ -196,23 +195,23 @@ def incident_rows(report: ScenarioReport) -> str:
     start_ts = report.truth.start_ts
     for incident_id, events in incidents_of(report.events).items():
         first, last = events[0], events[-1]
-        cleared = next((e for e in events if e["type"] == "CLEARED"), None)
-        loc = next((e["location"] for e in reversed(events) if e.get("location")), None)
+        cleared = next((e for e in events if e.type is EventType.CLEARED), None)
+        loc = last_location(events)
         where = "—"
-        if loc:
-            where = f"{loc['lat']:.6f}, {loc['lon']:.6f} ±{loc.get('accuracy_m', 0):.1f} m ({loc.get('method', '')})"
-        photos = [ev["sha256"] for e in events for ev in e.get("evidence", []) if ev.get("kind") == "frame_jpeg"]
+        if loc is not None:
+            where = f"{loc.lat:.6f}, {loc.lon:.6f} ±{loc.accuracy_m:.1f} m ({loc.method.value})"
+        photos = [ev.sha256 for e in events for ev in e.evidence if ev.kind is EvidenceKind.FRAME_JPEG]
         img = thumbnail(report.evidence[photos[0]]) if photos and photos[0] in report.evidence else ""
         matched = report.matches.get(incident_id)
         cells = [
             f"<code>{incident_id[:8]}</code>",
-            f"{html.escape(first['case_code'])} {html.escape(first['label'])}<br><small>{first['category']}</small>",
-            f"{seconds_of(first['last_seen'], start_ts):.0f} s",
-            f"{seconds_of(cleared['last_seen'], start_ts):.0f} s" if cleared else "open",
-            f"{float(last.get('duration_s', 0)):.0f} s",
+            f"{html.escape(first.case_code)} {html.escape(first.label)}<br><small>{first.category}</small>",
+            f"{first.last_seen_ts - start_ts:.0f} s",
+            f"{cleared.last_seen_ts - start_ts:.0f} s" if cleared else "open",
+            f"{last.duration_s:.0f} s",
             where,
             f"#{matched}" if matched is not None else "false alarm",
-            " → ".join(e["type"] for e in events),
+            " → ".join(e.type.value for e in events),
             f'<img src="{img}" width="240">' if img else "",
         ]
         rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")

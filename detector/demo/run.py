@@ -24,12 +24,11 @@ import grpc
 import yaml
 from tqdm import tqdm
 
-from detector.api._gen.streetwatch.v1 import incidents_pb2 as ipb
-from detector.api._gen.streetwatch.v1 import incidents_pb2_grpc
+from detector.api.incidents_client import IncidentsClient, Subscription
 from detector.api.replay import ReplaySummary, replay
-from detector.api.subscribe import event_json, event_line
+from detector.api.subscribe import event_line
 from detector.config import DEFAULT_WEIGHTS, ServiceConfig, load_config
-from detector.types import DeliveryMode
+from detector.types import DeliveryMode, EvidenceKind, IncidentEvent
 
 SCENARIOS = ("market-street", "drone-patrol")
 # What cameras in the field record: pole cameras 1280x720 or more, drones 1920x1080 to 4K.
@@ -135,42 +134,33 @@ def demo_config(settings: DemoSettings, truths: dict[str, dict[str, Any]], data_
     return load_config(path, environ={}, overrides=["server.port=0"])
 
 
-async def _follow(target: str, consumer: str, events: list[dict[str, Any]], stop: asyncio.Event) -> None:
-    """The case system: print every event, keep it, ack it."""
-    async with grpc.aio.insecure_channel(target) as channel:
-        stub = incidents_pb2_grpc.IncidentsStub(channel)
-        call = stub.Subscribe(ipb.SubscribeRequest(consumer=consumer, after_sequence=0))
-        stopper = asyncio.create_task(stop.wait())
+async def _follow(target: str, consumer: str, events: list[IncidentEvent], stop: asyncio.Event) -> None:
+    """The case system: print every event, keep it, ack it; until ``stop`` is set."""
+    async with IncidentsClient(target) as client, client.subscribe(consumer, after_sequence=0) as subscription:
+        stopper = asyncio.create_task(_cancel_when_set(stop, subscription))
         try:
-            iterator = call.__aiter__()
-            while True:
-                nxt = asyncio.create_task(iterator.__anext__())
-                done, _ = await asyncio.wait({nxt, stopper}, return_when=asyncio.FIRST_COMPLETED)
-                if nxt not in done:
-                    nxt.cancel()
-                    return
-                event = nxt.result()
+            async for event in subscription:
                 tqdm.write("  case system ← " + event_line(event))
-                events.append(json.loads(event_json(event)))
-                await stub.Ack(ipb.AckRequest(consumer=consumer, sequence=event.sequence))
-        except StopAsyncIteration:
-            return
+                events.append(event)
+                await client.ack(consumer, event.sequence)
         finally:
             stopper.cancel()
-            call.cancel()
 
 
-async def _evidence(target: str, events: list[dict[str, Any]]) -> dict[str, bytes]:
-    wanted = {ev["sha256"] for e in events for ev in e.get("evidence", []) if ev.get("kind") == "frame_jpeg"}
+async def _cancel_when_set(stop: asyncio.Event, subscription: Subscription) -> None:
+    await stop.wait()
+    subscription.cancel()
+
+
+async def _evidence(target: str, events: list[IncidentEvent]) -> dict[str, bytes]:
+    wanted = {ev.sha256 for e in events for ev in e.evidence if ev.kind is EvidenceKind.FRAME_JPEG}
     out: dict[str, bytes] = {}
-    async with grpc.aio.insecure_channel(target) as channel:
-        stub = incidents_pb2_grpc.IncidentsStub(channel)
+    async with IncidentsClient(target) as client:
         for sha in wanted:
             try:
-                chunks = [c.data async for c in stub.GetEvidence(ipb.GetEvidenceRequest(sha256=sha))]
-            except grpc.aio.AioRpcError:
+                out[sha] = await client.evidence(sha)
+            except grpc.aio.AioRpcError:  # gone or damaged: the report shows the incident without its photo
                 continue
-            out[sha] = b"".join(chunks)
     return out
 
 
@@ -195,7 +185,7 @@ def _processed(service: Any) -> int:
 class StreamedRun:
     """What the case system received while the scenarios streamed through one service."""
 
-    events: list[dict[str, Any]]
+    events: list[IncidentEvent]
     evidence: dict[str, bytes]
     summaries: list[ReplaySummary]
 
@@ -210,7 +200,7 @@ async def stream_scenarios(
     print(f"starting the service (model {settings.weights}, store {data_dir})", flush=True)
     service = await start_service(config)
     target = f"127.0.0.1:{service.port}"
-    events: list[dict[str, Any]] = []
+    events: list[IncidentEvent] = []
     stop = asyncio.Event()
     try:
         follower = asyncio.create_task(_follow(target, settings.consumer, events, stop))
@@ -223,7 +213,7 @@ async def stream_scenarios(
                 await asyncio.wait({streams}, timeout=0.5)
             summaries = streams.result()
             bar.n = total
-        await service.incidents.flush()
+        await service.writer.flush()
         # Let the follower drain the log: stop once no new event arrived for a second.
         seen = -1
         while seen != len(events):
@@ -237,15 +227,14 @@ async def stream_scenarios(
     return StreamedRun(events, evidence, list(summaries))
 
 
-def score_events(truth_dict: dict[str, Any], events: list[dict[str, Any]]) -> Any:
+def score_events(truth_dict: dict[str, Any], events: list[IncidentEvent]) -> Any:
     """The simulator's scorer on the events of this scenario's source."""
-    from detector.sim.events import parse_events
+    from detector.sim.events import fold_events
     from detector.sim.score import Scorer
     from detector.sim.truth import Truth
 
     truth = Truth.from_dict(truth_dict)
-    mine = [e for e in events if e["source_id"] == truth.source_id]
-    return Scorer(truth).score(parse_events("\n".join(json.dumps(e) for e in mine)))
+    return Scorer(truth).score(fold_events(e for e in events if e.source_id == truth.source_id))
 
 
 def score_scenario(folder: Path, weights: Path) -> dict[str, float]:
@@ -283,7 +272,7 @@ async def run_demo(settings: DemoSettings) -> int:
     tables = []
     for name in SCENARIOS:
         truth = Truth.from_dict(truths[name])
-        mine = [e for e in run.events if e["source_id"] == truth.source_id]
+        mine = [e for e in run.events if e.source_id == truth.source_id]
         scored = score_events(truths[name], run.events)
         tables.append(scored.text())
         (settings.out_dir / f"score-{name}.json").write_text(json.dumps(scored.to_dict(), indent=2))

@@ -24,11 +24,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from detector.geo.enu import LocalTangentPlane
 from detector.geo.errors import CalibrationError
-from detector.types import GeoPoint
+from detector.types import GeoPoint, LocationMethod
 
 Float64Array = npt.NDArray[np.float64]
 
-METHOD = "HOMOGRAPHY"
+METHOD = LocationMethod.HOMOGRAPHY
 _MIN_SPREAD = 0.02  # smallest / largest principal spread of a point set; below: a line
 _MIN_TRIANGLE = 0.01  # triangle area over squared longest side, for the triples of a 4-point set
 

@@ -28,11 +28,11 @@ from detector.geo.camera import (
     camera_rotation,
 )
 from detector.geo.enu import offset_m
-from detector.types import GeoPoint, Telemetry
+from detector.types import GeoPoint, LocationMethod, Telemetry
 
 Float64Array = npt.NDArray[np.float64]
 
-METHOD = "DRONE_PROJECTION"
+METHOD = LocationMethod.DRONE_PROJECTION
 NADIR_ASSUMED = "gimbal pitch unknown: camera assumed to look straight down (nadir)"
 HEADING_UNKNOWN = "heading unknown (no gimbal or aircraft yaw): north assumed; accuracy covers any heading"
 _GEOD = Geod(ellps="WGS84")

@@ -1,5 +1,5 @@
-"""Incident events as a case system receives them: the JSON lines of ``detector subscribe --json``, folded into
-one record per incident.
+"""Incident events as a case system receives them, folded into one record per incident: the JSON lines of
+``detector subscribe --json`` (``parse_events``), or the ``IncidentEvent``s of a subscription (``fold_events``).
 
 Each line is one ``streetwatch.v1.IncidentEvent`` in proto JSON (proto field names, enum names, timestamps as
 RFC 3339, uint64 as strings). Lines that are blank are skipped; anything else that does not parse is an error
@@ -9,10 +9,13 @@ that names the line.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+from detector.types import IncidentEvent
 
 Box = tuple[float, float, float, float]
 
@@ -77,6 +80,26 @@ def _event(data: dict[str, Any], line_no: int) -> dict[str, Any]:
         raise EventsError(f"line {line_no}: not an IncidentEvent ({exc!r})") from exc
 
 
+def _internal(event: IncidentEvent) -> dict[str, Any]:
+    loc = event.location
+    return {
+        "incident_id": event.incident_id,
+        "type": event.type.value,
+        "sequence": event.sequence,
+        "category": event.category,
+        "source_id": event.source_id,
+        "first_seen": event.first_seen_ts,
+        "last_seen": event.last_seen_ts,
+        "box": event.box_xyxy,
+        "location": None if loc is None else Located(loc.lat, loc.lon, loc.accuracy_m),
+    }
+
+
+def fold_events(events: Iterable[IncidentEvent]) -> list[IncidentSeen]:
+    """``parse_events`` for events as a subscription yields them."""
+    return _fold({(e.incident_id, e.sequence, e.type.value): _internal(e) for e in events})
+
+
 def parse_events(text: str) -> list[IncidentSeen]:
     """Fold events into incidents, in the order they were opened. Duplicate deliveries (same sequence) count once;
     incidents never OPENED in the file (it starts mid-life) are left out."""
@@ -92,6 +115,10 @@ def parse_events(text: str) -> list[IncidentSeen]:
             raise EventsError(f"line {line_no}: expected a JSON object per line")
         event = _event(data, line_no)
         events[(event["incident_id"], event["sequence"], event["type"])] = event
+    return _fold(events)
+
+
+def _fold(events: dict[tuple[str, int, str], dict[str, Any]]) -> list[IncidentSeen]:
     by_incident: dict[str, list[dict[str, Any]]] = {}
     for event in sorted(events.values(), key=lambda e: (e["sequence"], e["last_seen"])):
         by_incident.setdefault(event["incident_id"], []).append(event)

@@ -15,10 +15,10 @@ import tempfile
 from pathlib import Path
 
 from detector.store.errors import EvidenceCorrupt, EvidenceMissing, InvalidQuery, StoreFull
+from detector.types import EvidenceKind
 
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
-_KIND = re.compile(r"[a-z][a-z0-9_]{0,63}")
-_EXTENSIONS = {"frame_jpeg": ".jpg", "crop_jpeg": ".jpg"}
+_EXTENSIONS = {EvidenceKind.FRAME_JPEG: ".jpg", EvidenceKind.CROP_JPEG: ".jpg"}
 
 
 def check_sha256(sha256: str) -> None:
@@ -26,9 +26,13 @@ def check_sha256(sha256: str) -> None:
         raise InvalidQuery(f"evidence hash must be 64 lower-case hex digits, got {sha256!r}")
 
 
-def check_kind(kind: str) -> None:
-    if not _KIND.fullmatch(kind):
-        raise InvalidQuery(f"evidence kind must be a lower-case identifier such as 'crop_jpeg', got {kind!r}")
+def check_kind(kind: str) -> EvidenceKind:
+    """The kind as an ``EvidenceKind``; ``InvalidQuery`` naming the known kinds when it is none of them."""
+    try:
+        return EvidenceKind(kind)
+    except ValueError:
+        known = ", ".join(k.value for k in EvidenceKind)
+        raise InvalidQuery(f"evidence kind must be one of {known}, got {kind!r}") from None
 
 
 class EvidenceFiles:
@@ -39,9 +43,9 @@ class EvidenceFiles:
         self._root = data_dir / "evidence"
         self._root.mkdir(parents=True, exist_ok=True)
 
-    def relative_path(self, sha256: str, kind: str) -> str:
+    def relative_path(self, sha256: str, kind: EvidenceKind) -> str:
         """Path relative to the data directory, with '/' separators; this is also the evidence URI."""
-        return f"evidence/{sha256[:2]}/{sha256}{_EXTENSIONS.get(kind, '.bin')}"
+        return f"evidence/{sha256[:2]}/{sha256}{_EXTENSIONS[kind]}"
 
     def stage(self, data: bytes) -> Path:
         """Write ``data`` to a synced temporary file in the evidence root; ``publish`` moves it into place."""

@@ -1,4 +1,8 @@
-"""IncidentEvent ⇄ database row. Box, location, pose and evidence are JSON text, so any SQL backend can use it."""
+"""IncidentEvent ⇄ database row. Box, location, pose and evidence are JSON text, so any SQL backend can use it.
+
+Enums are stored as their values (severity "high", location method "HOMOGRAPHY", evidence kind "frame_jpeg"),
+the text the store has always held, so databases written before the enums existed read back unchanged.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,16 @@ from typing import Any, Protocol
 
 from detector.store.errors import InvalidEvent, InvalidQuery, StoreCorrupt
 from detector.store.model import IncidentRecord, IncidentState, severity_rank
-from detector.types import EventType, Evidence, GeoPoint, IncidentEvent, Telemetry
+from detector.types import (
+    EventType,
+    Evidence,
+    EvidenceKind,
+    GeoPoint,
+    IncidentEvent,
+    LocationMethod,
+    Severity,
+    Telemetry,
+)
 
 
 class Row(Protocol):
@@ -47,7 +60,9 @@ def event_to_row(event: IncidentEvent, recorded_ts: float) -> dict[str, Any]:
     location = None
     if event.location is not None:
         loc = event.location
-        location = json.dumps({"lat": loc.lat, "lon": loc.lon, "accuracy_m": loc.accuracy_m, "method": loc.method})
+        location = json.dumps(
+            {"lat": loc.lat, "lon": loc.lon, "accuracy_m": loc.accuracy_m, "method": _location_method(loc.method).value}
+        )
     return {
         "sequence": event.sequence,
         "event_id": event.event_id,
@@ -56,7 +71,7 @@ def event_to_row(event: IncidentEvent, recorded_ts: float) -> dict[str, Any]:
         "category": event.category,
         "case_code": event.case_code,
         "label": event.label,
-        "severity": event.severity,
+        "severity": Severity(event.severity).value,
         "severity_rank": severity_rank(event.severity),
         "confidence": event.confidence,
         "source_id": event.source_id,
@@ -67,7 +82,9 @@ def event_to_row(event: IncidentEvent, recorded_ts: float) -> dict[str, Any]:
         "rule": event.rule,
         "model_version": event.model_version,
         "location": location,
-        "evidence": json.dumps([{"kind": e.kind, "sha256": e.sha256, "uri": e.uri} for e in event.evidence]),
+        "evidence": json.dumps(
+            [{"kind": EvidenceKind(e.kind).value, "sha256": e.sha256, "uri": e.uri} for e in event.evidence]
+        ),
         "recorded_ts": recorded_ts,
         "source_pose": _pose_json(event.source_pose),
         "location_note": event.location_note,
@@ -96,7 +113,7 @@ def row_to_event(row: Row) -> IncidentEvent:
             lat=float(loc["lat"]),
             lon=float(loc["lon"]),
             accuracy_m=float(loc["accuracy_m"]),
-            method=loc["method"],
+            method=_location_method(loc["method"]),
         )
     return IncidentEvent(
         event_id=row["event_id"],
@@ -105,7 +122,7 @@ def row_to_event(row: Row) -> IncidentEvent:
         category=row["category"],
         case_code=row["case_code"],
         label=row["label"],
-        severity=row["severity"],
+        severity=Severity(row["severity"]),
         confidence=float(row["confidence"]),
         source_id=row["source_id"],
         first_seen_ts=float(row["first_seen_ts"]),
@@ -122,8 +139,16 @@ def row_to_event(row: Row) -> IncidentEvent:
     )
 
 
+def _location_method(text: str) -> LocationMethod:
+    """The method named by ``text``, also in the lower-case or hyphenated spelling ("drone-projection") that
+    clients could once write; ValueError on anything else."""
+    return LocationMethod(text.upper().replace("-", "_"))
+
+
 def decode_evidence(evidence_json: str) -> tuple[Evidence, ...]:
-    return tuple(Evidence(kind=e["kind"], sha256=e["sha256"], uri=e["uri"]) for e in json.loads(evidence_json))
+    return tuple(
+        Evidence(kind=EvidenceKind(e["kind"]), sha256=e["sha256"], uri=e["uri"]) for e in json.loads(evidence_json)
+    )
 
 
 def check_appendable(event: IncidentEvent) -> None:

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 import cv2
 
 from detector.store.base import IncidentStore
-from detector.types import Evidence, ImageArray
+from detector.types import Evidence, EvidenceKind, ImageArray
 
-FRAME_JPEG = "frame_jpeg"
-CROP_JPEG = "crop_jpeg"
+FRAME_JPEG = EvidenceKind.FRAME_JPEG
+CROP_JPEG = EvidenceKind.CROP_JPEG
 
 _BOX_COLOUR_BGR = (0, 0, 255)
 _TEXT_COLOUR_BGR = (255, 255, 255)

@@ -6,17 +6,23 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import Enum
 
-from detector.types import IncidentEvent
+from detector.types import IncidentEvent, Severity
 
-# Severity is a free string in IncidentEvent; the store ranks it so that "at least high" is one comparison.
-SEVERITY_RANK: dict[str, int] = {"low": 0, "medium": 1, "high": 2, "critical": 3}
+# The store ranks severities so that "at least high" is one comparison (the rank is a column beside the text).
+SEVERITY_RANK: dict[Severity, int] = {severity: rank for rank, severity in enumerate(Severity)}
+
+
+def parse_severity(severity: str) -> Severity:
+    """``severity`` as a ``Severity`` (its text, e.g. "high", or the enum); ValueError naming the known ones."""
+    try:
+        return Severity(severity)
+    except ValueError:
+        raise ValueError(f"unknown severity {severity!r}; expected one of {', '.join(Severity)}") from None
 
 
 def severity_rank(severity: str) -> int:
-    try:
-        return SEVERITY_RANK[severity]
-    except KeyError:
-        raise ValueError(f"unknown severity {severity!r}; expected one of {', '.join(SEVERITY_RANK)}") from None
+    """0 for low up to 3 for critical; ValueError on an unknown severity."""
+    return SEVERITY_RANK[parse_severity(severity)]
 
 
 class IncidentState(Enum):
@@ -28,28 +34,27 @@ class IncidentState(Enum):
 class EventFilter:
     """Which events (or incidents) a reader wants; an empty set means "any".
 
-    Example: ``EventFilter(categories={"ROAD_DAMAGE"}, min_severity="high")``.
+    Example: ``EventFilter(categories={"ROAD_DAMAGE"}, min_severity=Severity.HIGH)``; a severity given as text
+    ("high") is parsed, and an unknown one raises ValueError.
     """
 
     categories: frozenset[str] = field(default_factory=frozenset)
     source_ids: frozenset[str] = field(default_factory=frozenset)
-    min_severity: str | None = None
+    min_severity: Severity | None = None
 
     def __init__(
         self,
         categories: Iterable[str] = (),
         source_ids: Iterable[str] = (),
-        min_severity: str | None = None,
+        min_severity: Severity | str | None = None,
     ) -> None:
         object.__setattr__(self, "categories", frozenset(categories))
         object.__setattr__(self, "source_ids", frozenset(source_ids))
-        object.__setattr__(self, "min_severity", min_severity)
-        if min_severity is not None:
-            severity_rank(min_severity)
+        object.__setattr__(self, "min_severity", None if min_severity is None else parse_severity(min_severity))
 
     @property
     def min_severity_rank(self) -> int | None:
-        return None if self.min_severity is None else severity_rank(self.min_severity)
+        return None if self.min_severity is None else SEVERITY_RANK[self.min_severity]
 
 
 ANY_EVENT = EventFilter()

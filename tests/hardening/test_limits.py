@@ -16,8 +16,9 @@ from detector.api._gen.streetwatch.v1 import incidents_pb2 as ipb
 from detector.api._gen.streetwatch.v1 import incidents_pb2_grpc
 from detector.api._gen.streetwatch.v1 import ingest_pb2 as pb
 from detector.api.client import IngestClient, make_frame, open_channel
-from detector.api.limits import SourceRateLimit, client_key
+from detector.api.limits import client_key
 from detector.config import ServiceConfig, load_config
+from detector.ingest.admission import SourceRateLimit
 from detector.types import DeliveryMode
 from tests.api.scripted import GREEN, T0, scene, scripted_overrides, write_spec
 from tests.api.serving import serving

@@ -15,7 +15,6 @@ from typing import Any
 import cv2
 import pytest
 
-from detector.api._gen.streetwatch.v1 import incidents_pb2 as ipb
 from detector.api._gen.streetwatch.v1 import ingest_pb2 as pb
 from detector.api.client import IngestClient, make_frame
 from detector.api.subscribe import event_json, subscribe
@@ -28,7 +27,7 @@ from detector.sim.paint import colour_blob_spec, painted_frames
 from detector.sim.runner import RenderSummary
 from detector.sim.score import Scorer, ScoreReport, ScoreSettings
 from detector.sim.truth import Truth
-from detector.types import DeliveryMode
+from detector.types import DeliveryMode, IncidentEvent
 from tests.conftest import run
 
 Rendered = tuple[RenderSummary, Truth]
@@ -58,7 +57,7 @@ async def _replay(target: str, summary: RenderSummary, truth: Truth) -> list[str
     assert not [r for r in results if r.HasField("error")]
     lines: list[str] = []
 
-    def emit(event: ipb.IncidentEvent) -> None:
+    def emit(event: IncidentEvent) -> None:
         lines.append(event_json(event))
 
     await subscribe(target, "scorer", 0, False, emit, idle_timeout_s=3.0)

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import json
 import uuid
+from typing import Any
 
 import pytest
 
-from detector.api.incident_convert import event_to_proto
 from detector.api.subscribe import event_json
-from detector.sim.events import EventsError, parse_events
+from detector.sim.events import EventsError, fold_events, parse_events
 from detector.sim.score import Scorer, ScoreReport, ScoreSettings
 from detector.sim.truth import Truth
 from detector.sim.world import Street, World
-from detector.types import EventType, GeoPoint, IncidentEvent
+from detector.types import EventType, GeoPoint, IncidentEvent, LocationMethod, Severity
 from tests.sim.helpers import frames_with, truth_object, truth_of
 
 T0 = 1_000_000.0
@@ -21,7 +21,7 @@ CATEGORY = {"stall": ("ROAD_OCCUPYING_STALL", "200501"), "garbage": ("EXPOSED_GA
 _PLACE = World(39.9, 116.4, Street(10.0, 0.0))
 
 
-def line(
+def incident_event(
     incident: str,
     kind: str,
     first_s: float,
@@ -32,15 +32,21 @@ def line(
     accuracy_m: float = 1.0,
     box: tuple[float, float, float, float] = (0, 0, 1, 1),
     event: EventType = EventType.OPENED,
-) -> str:
+) -> IncidentEvent:
     category, code = CATEGORY[kind]
     location = None
     if east_m is not None:
         lat, lon = _PLACE.to_geo(east_m, 0.0)
-        location = GeoPoint(lat, lon, accuracy_m, "HOMOGRAPHY")
-    e = IncidentEvent(str(uuid.uuid4()), incident, event, category, code, "x", "medium", 0.9, "cam-1", T0 + first_s,
-                      T0 + last_s, box, "no-vending", "dwell", location=location, sequence=sequence)  # fmt: skip
-    return event_json(event_to_proto(e))
+        location = GeoPoint(lat, lon, accuracy_m, LocationMethod.HOMOGRAPHY)
+    e = IncidentEvent(str(uuid.uuid4()), incident, event, category, code, "x", Severity.MEDIUM, 0.9, "cam-1",
+                      T0 + first_s, T0 + last_s, box, "no-vending", "dwell", location=location,
+                      sequence=sequence)  # fmt: skip
+    return e
+
+
+def line(*args: Any, **kwargs: Any) -> str:
+    """An event as the JSON line `detector subscribe --json` prints."""
+    return event_json(incident_event(*args, **kwargs))
 
 
 BOXES: dict[int, tuple[float, float, float, float]] = {
@@ -65,15 +71,16 @@ def score(lines: list[str], **settings: object) -> ScoreReport:
     return Scorer(hand_truth(), ScoreSettings.model_validate(settings)).score(parse_events("\n".join(lines)))
 
 
-EVENTS = [
-    line("A", "stall", 10, 131, sequence=1, east_m=0.8),  # found, 1 s after the dwell
-    line("C", "garbage", 0, 50, sequence=2, box=(702, 101, 758, 161)),  # no location: by box; 50 s: late
-    line("A", "stall", 10, 200, sequence=3, east_m=0.8, event=EventType.UPDATED),
-    line("B", "stall", 150, 200, sequence=4, east_m=-1.0),  # the same stall again: a duplicate
-    line("D", "stall", 100, 230, sequence=5, east_m=200.0),  # nothing there: a false alarm
-    line("E", "stall", 300, 360, sequence=6, east_m=90.5),  # a stall that stays 70 s: neither hit nor miss
-    line("A", "stall", 10, 460, sequence=7, east_m=0.8, event=EventType.CLEARED),
+SUBSCRIBED = [
+    incident_event("A", "stall", 10, 131, sequence=1, east_m=0.8),  # found, 1 s after the dwell
+    incident_event("C", "garbage", 0, 50, sequence=2, box=(702, 101, 758, 161)),  # no location: by box; late
+    incident_event("A", "stall", 10, 200, sequence=3, east_m=0.8, event=EventType.UPDATED),
+    incident_event("B", "stall", 150, 200, sequence=4, east_m=-1.0),  # the same stall again: a duplicate
+    incident_event("D", "stall", 100, 230, sequence=5, east_m=200.0),  # nothing there: a false alarm
+    incident_event("E", "stall", 300, 360, sequence=6, east_m=90.5),  # stays 70 s: neither hit nor miss
+    incident_event("A", "stall", 10, 460, sequence=7, east_m=0.8, event=EventType.CLEARED),
 ]
+EVENTS = [event_json(e) for e in SUBSCRIBED]
 
 
 def test_found_once_in_place_in_time_and_what_else() -> None:
@@ -118,6 +125,14 @@ def test_redelivered_events_count_once_and_json_round_trips() -> None:
     report = score([EVENTS[0], EVENTS[0], EVENTS[6]])
     assert report.metrics["incidents"] == 1 and report.metrics["duplicates"] == 0
     assert json.loads(json.dumps(report.to_dict()))["metrics"]["found"] == 1
+
+
+def test_subscribed_events_fold_as_their_json_lines_parse() -> None:
+    """The demo scores the events it received (``fold_events``); a case system's JSON lines give the same."""
+    redelivered = [*SUBSCRIBED, SUBSCRIBED[0]]
+    folded = fold_events(redelivered)
+    assert folded == parse_events("\n".join(event_json(e) for e in redelivered))
+    assert [i.incident_id for i in folded] == ["C", "A", "B", "D", "E"] and folded[1].cleared_ts == T0 + 460
 
 
 def test_events_and_truth_from_another_replay_time_align_with_start_ts() -> None:

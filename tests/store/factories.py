@@ -8,7 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from detector.store import IncidentStore, SqliteStore
-from detector.types import EventType, Evidence, GeoPoint, IncidentEvent
+from detector.types import EventType, Evidence, EvidenceKind, GeoPoint, IncidentEvent, LocationMethod
 
 
 class FakeClock:
@@ -52,7 +52,7 @@ def make_event(
         zone_id="zone-a",
         rule="dwell",
         model_version="yolo-test",
-        location=GeoPoint(lat=39.9042, lon=116.4074, accuracy_m=3.5, method="homography"),
-        evidence=(Evidence(kind="crop_jpeg", sha256="ab" * 32, uri="evidence/ab/" + "ab" * 32 + ".jpg"),),
+        location=GeoPoint(lat=39.9042, lon=116.4074, accuracy_m=3.5, method=LocationMethod.HOMOGRAPHY),
+        evidence=(Evidence(kind=EvidenceKind.CROP_JPEG, sha256="ab" * 32, uri="evidence/ab/" + "ab" * 32 + ".jpg"),),
     )
     return replace(event, **overrides)  # type: ignore[arg-type]

@@ -10,19 +10,21 @@ from pathlib import Path
 import pytest
 
 from detector.store import EvidenceCorrupt, EvidenceMissing, IncidentStore, InvalidQuery, StoreFull
+from detector.types import EvidenceKind
 
 
 def evidence_file(store_dir: Path, sha256: str, suffix: str = ".jpg") -> Path:
     return store_dir / "evidence" / sha256[:2] / f"{sha256}{suffix}"
 
 
-@pytest.mark.parametrize(("kind", "suffix"), [("crop_jpeg", ".jpg"), ("frame_jpeg", ".jpg"), ("telemetry", ".bin")])
+@pytest.mark.parametrize(("kind", "suffix"), [("crop_jpeg", ".jpg"), ("frame_jpeg", ".jpg")])
 def test_evidence_round_trips_under_its_hash(store: IncidentStore, tmp_path: Path, kind: str, suffix: str) -> None:
     data = os.urandom(5000)
     evidence = store.put_evidence(kind, data)
 
     sha256 = hashlib.sha256(data).hexdigest()
-    assert (evidence.kind, evidence.sha256) == (kind, sha256)
+    assert (evidence.kind, evidence.sha256) == (EvidenceKind(kind), sha256)
+    assert type(evidence.kind) is EvidenceKind
     assert evidence.uri == f"evidence/{sha256[:2]}/{sha256}{suffix}"
     assert evidence_file(tmp_path / "data", sha256, suffix).read_bytes() == data
     assert store.open_evidence(sha256).read() == data
@@ -68,7 +70,7 @@ def test_malformed_hash_is_rejected(store: IncidentStore, sha256: str) -> None:
         store.open_evidence(sha256)
 
 
-@pytest.mark.parametrize("kind", ["", "../x", "JPEG", "crop jpeg"])
+@pytest.mark.parametrize("kind", ["", "../x", "JPEG", "crop jpeg", "telemetry"])
 def test_malformed_kind_is_rejected(store: IncidentStore, kind: str) -> None:
     with pytest.raises(InvalidQuery, match="evidence kind"):
         store.put_evidence(kind, b"data")

@@ -25,45 +25,45 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bstreetwatch/v1/ingest.proto\x12\x0estreetwatch.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"j\n\x08RawImage\x12\r\n\x05width\x18\x01 \x01(\r\x12\x0e\n\x06height\x18\x02 \x01(\r\x12\x31\n\x0cpixel_format\x18\x03 \x01(\x0e\x32\x1b.streetwatch.v1.PixelFormat\x12\x0c\n\x04\x64\x61ta\x18\x04 \x01(\x0c\"\xcb\x03\n\tTelemetry\x12\x10\n\x03lat\x18\x01 \x01(\x01H\x00\x88\x01\x01\x12\x10\n\x03lon\x18\x02 \x01(\x01H\x01\x88\x01\x01\x12\x1b\n\x0e\x61ltitude_agl_m\x18\x03 \x01(\x01H\x02\x88\x01\x01\x12\x1d\n\x10\x61ircraft_yaw_deg\x18\x04 \x01(\x01H\x03\x88\x01\x01\x12\x1f\n\x12\x61ircraft_pitch_deg\x18\x05 \x01(\x01H\x04\x88\x01\x01\x12\x1e\n\x11\x61ircraft_roll_deg\x18\x06 \x01(\x01H\x05\x88\x01\x01\x12\x1b\n\x0egimbal_yaw_deg\x18\x07 \x01(\x01H\x06\x88\x01\x01\x12\x1d\n\x10gimbal_pitch_deg\x18\x08 \x01(\x01H\x07\x88\x01\x01\x12\x1c\n\x0fgimbal_roll_deg\x18\t \x01(\x01H\x08\x88\x01\x01\x12\x15\n\x08hfov_deg\x18\n \x01(\x01H\t\x88\x01\x01\x42\x06\n\x04_latB\x06\n\x04_lonB\x11\n\x0f_altitude_agl_mB\x13\n\x11_aircraft_yaw_degB\x15\n\x13_aircraft_pitch_degB\x14\n\x12_aircraft_roll_degB\x11\n\x0f_gimbal_yaw_degB\x13\n\x11_gimbal_pitch_degB\x12\n\x10_gimbal_roll_degB\x0b\n\t_hfov_deg\"\x81\x02\n\x05\x46rame\x12\x11\n\tsource_id\x18\x01 \x01(\t\x12\x0b\n\x03seq\x18\x02 \x01(\x04\x12\x30\n\x0c\x63\x61pture_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\x07\x65ncoded\x18\x04 \x01(\x0cH\x00\x12\'\n\x03raw\x18\x05 \x01(\x0b\x32\x18.streetwatch.v1.RawImageH\x00\x12,\n\ttelemetry\x18\x06 \x01(\x0b\x32\x19.streetwatch.v1.Telemetry\x12\x33\n\rdelivery_mode\x18\x07 \x01(\x0e\x32\x1c.streetwatch.v1.DeliveryModeB\x07\n\x05image\"5\n\x03\x42ox\x12\n\n\x02x1\x18\x01 \x01(\x02\x12\n\n\x02y1\x18\x02 \x01(\x02\x12\n\n\x02x2\x18\x03 \x01(\x02\x12\n\n\x02y2\x18\x04 \x01(\x02\"t\n\tDetection\x12\x10\n\x08\x63lass_id\x18\x01 \x01(\x05\x12\r\n\x05label\x18\x02 \x01(\t\x12\x12\n\nconfidence\x18\x03 \x01(\x02\x12 \n\x03\x62ox\x18\x04 \x01(\x0b\x32\x13.streetwatch.v1.Box\x12\x10\n\x08track_id\x18\x05 \x01(\x03\"*\n\tModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\"K\n\nFrameError\x12,\n\x04\x63ode\x18\x01 \x01(\x0e\x32\x1e.streetwatch.v1.FrameErrorCode\x12\x0f\n\x07message\x18\x02 \x01(\t\"Y\n\x07Timings\x12\x11\n\tdecode_ms\x18\x01 \x01(\x02\x12\x11\n\tqueued_ms\x18\x02 \x01(\x02\x12\x14\n\x0cinference_ms\x18\x03 \x01(\x02\x12\x12\n\nbatch_size\x18\x04 \x01(\r\"\xa4\x02\n\x0b\x46rameResult\x12\x11\n\tsource_id\x18\x01 \x01(\t\x12\x0b\n\x03seq\x18\x02 \x01(\x04\x12-\n\ndetections\x18\x03 \x03(\x0b\x32\x19.streetwatch.v1.Detection\x12(\n\x05model\x18\x04 \x01(\x0b\x32\x19.streetwatch.v1.ModelInfo\x12(\n\x07timings\x18\x05 \x01(\x0b\x32\x17.streetwatch.v1.Timings\x12\x1c\n\x14\x66rames_dropped_total\x18\x06 \x01(\x04\x12)\n\x05\x65rror\x18\x07 \x01(\x0b\x32\x1a.streetwatch.v1.FrameError\x12\x13\n\x0bimage_width\x18\x08 \x01(\r\x12\x14\n\x0cimage_height\x18\t \x01(\r\"y\n\x0bVideoHeader\x12\x11\n\tsource_id\x18\x01 \x01(\t\x12.\n\nstart_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0b\n\x03\x66ps\x18\x03 \x01(\x01\x12\x1a\n\x12telemetry_offset_s\x18\x04 \x01(\x01\"c\n\nVideoChunk\x12-\n\x06header\x18\x01 \x01(\x0b\x32\x1b.streetwatch.v1.VideoHeaderH\x00\x12\r\n\x03srt\x18\x02 \x01(\x0cH\x00\x12\x0f\n\x05video\x18\x03 \x01(\x0cH\x00\x42\x06\n\x04part\"e\n\x0fTelemetryReport\x12\x0c\n\x04\x63ues\x18\x01 \x01(\r\x12\x11\n\tgps_order\x18\x02 \x01(\t\x12\x10\n\x08warnings\x18\x03 \x03(\t\x12\x0f\n\x07\x66irst_s\x18\x04 \x01(\x01\x12\x0e\n\x06last_s\x18\x05 \x01(\x01\"\x81\x01\n\x13SubmitVideoResponse\x12\x34\n\ttelemetry\x18\x01 \x01(\x0b\x32\x1f.streetwatch.v1.TelemetryReportH\x00\x12,\n\x05\x66rame\x18\x02 \x01(\x0b\x32\x1b.streetwatch.v1.FrameResultH\x00\x42\x06\n\x04kind*E\n\x0c\x44\x65liveryMode\x12\x1d\n\x19\x44\x45LIVERY_MODE_UNSPECIFIED\x10\x00\x12\x08\n\x04LIVE\x10\x01\x12\x0c\n\x08LOSSLESS\x10\x02*?\n\x0bPixelFormat\x12\x1c\n\x18PIXEL_FORMAT_UNSPECIFIED\x10\x00\x12\x08\n\x04\x42GR8\x10\x01\x12\x08\n\x04RGB8\x10\x02*\xd1\x01\n\x0e\x46rameErrorCode\x12 \n\x1c\x46RAME_ERROR_CODE_UNSPECIFIED\x10\x00\x12\x0f\n\x0bUNDECODABLE\x10\x01\x12\x11\n\rINVALID_IMAGE\x10\x02\x12\x13\n\x0fIMAGE_TOO_LARGE\x10\x03\x12\x11\n\rINVALID_FRAME\x10\x04\x12\x12\n\x0eUNKNOWN_SOURCE\x10\x05\x12\x10\n\x0cOUT_OF_ORDER\x10\x06\x12\x0c\n\x08INTERNAL\x10\x07\x12\x0b\n\x07\x44ROPPED\x10\x08\x12\x10\n\x0cRATE_LIMITED\x10\t2\xe2\x01\n\x06Ingest\x12\x46\n\x0cStreamFrames\x12\x15.streetwatch.v1.Frame\x1a\x1b.streetwatch.v1.FrameResult(\x01\x30\x01\x12<\n\x06\x44\x65tect\x12\x15.streetwatch.v1.Frame\x1a\x1b.streetwatch.v1.FrameResult\x12R\n\x0bSubmitVideo\x12\x1a.streetwatch.v1.VideoChunk\x1a#.streetwatch.v1.SubmitVideoResponse(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bstreetwatch/v1/ingest.proto\x12\x0estreetwatch.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"j\n\x08RawImage\x12\r\n\x05width\x18\x01 \x01(\r\x12\x0e\n\x06height\x18\x02 \x01(\r\x12\x31\n\x0cpixel_format\x18\x03 \x01(\x0e\x32\x1b.streetwatch.v1.PixelFormat\x12\x0c\n\x04\x64\x61ta\x18\x04 \x01(\x0c\"\xcb\x03\n\tTelemetry\x12\x10\n\x03lat\x18\x01 \x01(\x01H\x00\x88\x01\x01\x12\x10\n\x03lon\x18\x02 \x01(\x01H\x01\x88\x01\x01\x12\x1b\n\x0e\x61ltitude_agl_m\x18\x03 \x01(\x01H\x02\x88\x01\x01\x12\x1d\n\x10\x61ircraft_yaw_deg\x18\x04 \x01(\x01H\x03\x88\x01\x01\x12\x1f\n\x12\x61ircraft_pitch_deg\x18\x05 \x01(\x01H\x04\x88\x01\x01\x12\x1e\n\x11\x61ircraft_roll_deg\x18\x06 \x01(\x01H\x05\x88\x01\x01\x12\x1b\n\x0egimbal_yaw_deg\x18\x07 \x01(\x01H\x06\x88\x01\x01\x12\x1d\n\x10gimbal_pitch_deg\x18\x08 \x01(\x01H\x07\x88\x01\x01\x12\x1c\n\x0fgimbal_roll_deg\x18\t \x01(\x01H\x08\x88\x01\x01\x12\x15\n\x08hfov_deg\x18\n \x01(\x01H\t\x88\x01\x01\x42\x06\n\x04_latB\x06\n\x04_lonB\x11\n\x0f_altitude_agl_mB\x13\n\x11_aircraft_yaw_degB\x15\n\x13_aircraft_pitch_degB\x14\n\x12_aircraft_roll_degB\x11\n\x0f_gimbal_yaw_degB\x13\n\x11_gimbal_pitch_degB\x12\n\x10_gimbal_roll_degB\x0b\n\t_hfov_deg\"\x97\x02\n\x05\x46rame\x12\x11\n\tsource_id\x18\x01 \x01(\t\x12\x0b\n\x03seq\x18\x02 \x01(\x04\x12\x30\n\x0c\x63\x61pture_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\x07\x65ncoded\x18\x04 \x01(\x0cH\x00\x12\'\n\x03raw\x18\x05 \x01(\x0b\x32\x18.streetwatch.v1.RawImageH\x00\x12,\n\ttelemetry\x18\x06 \x01(\x0b\x32\x19.streetwatch.v1.Telemetry\x12\x33\n\rdelivery_mode\x18\x07 \x01(\x0e\x32\x1c.streetwatch.v1.DeliveryMode\x12\x14\n\x0cgap_before_s\x18\x08 \x01(\x01\x42\x07\n\x05image\"5\n\x03\x42ox\x12\n\n\x02x1\x18\x01 \x01(\x02\x12\n\n\x02y1\x18\x02 \x01(\x02\x12\n\n\x02x2\x18\x03 \x01(\x02\x12\n\n\x02y2\x18\x04 \x01(\x02\"t\n\tDetection\x12\x10\n\x08\x63lass_id\x18\x01 \x01(\x05\x12\r\n\x05label\x18\x02 \x01(\t\x12\x12\n\nconfidence\x18\x03 \x01(\x02\x12 \n\x03\x62ox\x18\x04 \x01(\x0b\x32\x13.streetwatch.v1.Box\x12\x10\n\x08track_id\x18\x05 \x01(\x03\"*\n\tModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\"K\n\nFrameError\x12,\n\x04\x63ode\x18\x01 \x01(\x0e\x32\x1e.streetwatch.v1.FrameErrorCode\x12\x0f\n\x07message\x18\x02 \x01(\t\"Y\n\x07Timings\x12\x11\n\tdecode_ms\x18\x01 \x01(\x02\x12\x11\n\tqueued_ms\x18\x02 \x01(\x02\x12\x14\n\x0cinference_ms\x18\x03 \x01(\x02\x12\x12\n\nbatch_size\x18\x04 \x01(\r\"\xa4\x02\n\x0b\x46rameResult\x12\x11\n\tsource_id\x18\x01 \x01(\t\x12\x0b\n\x03seq\x18\x02 \x01(\x04\x12-\n\ndetections\x18\x03 \x03(\x0b\x32\x19.streetwatch.v1.Detection\x12(\n\x05model\x18\x04 \x01(\x0b\x32\x19.streetwatch.v1.ModelInfo\x12(\n\x07timings\x18\x05 \x01(\x0b\x32\x17.streetwatch.v1.Timings\x12\x1c\n\x14\x66rames_dropped_total\x18\x06 \x01(\x04\x12)\n\x05\x65rror\x18\x07 \x01(\x0b\x32\x1a.streetwatch.v1.FrameError\x12\x13\n\x0bimage_width\x18\x08 \x01(\r\x12\x14\n\x0cimage_height\x18\t \x01(\r\"y\n\x0bVideoHeader\x12\x11\n\tsource_id\x18\x01 \x01(\t\x12.\n\nstart_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0b\n\x03\x66ps\x18\x03 \x01(\x01\x12\x1a\n\x12telemetry_offset_s\x18\x04 \x01(\x01\"c\n\nVideoChunk\x12-\n\x06header\x18\x01 \x01(\x0b\x32\x1b.streetwatch.v1.VideoHeaderH\x00\x12\r\n\x03srt\x18\x02 \x01(\x0cH\x00\x12\x0f\n\x05video\x18\x03 \x01(\x0cH\x00\x42\x06\n\x04part\"e\n\x0fTelemetryReport\x12\x0c\n\x04\x63ues\x18\x01 \x01(\r\x12\x11\n\tgps_order\x18\x02 \x01(\t\x12\x10\n\x08warnings\x18\x03 \x03(\t\x12\x0f\n\x07\x66irst_s\x18\x04 \x01(\x01\x12\x0e\n\x06last_s\x18\x05 \x01(\x01\"\x81\x01\n\x13SubmitVideoResponse\x12\x34\n\ttelemetry\x18\x01 \x01(\x0b\x32\x1f.streetwatch.v1.TelemetryReportH\x00\x12,\n\x05\x66rame\x18\x02 \x01(\x0b\x32\x1b.streetwatch.v1.FrameResultH\x00\x42\x06\n\x04kind*E\n\x0c\x44\x65liveryMode\x12\x1d\n\x19\x44\x45LIVERY_MODE_UNSPECIFIED\x10\x00\x12\x08\n\x04LIVE\x10\x01\x12\x0c\n\x08LOSSLESS\x10\x02*?\n\x0bPixelFormat\x12\x1c\n\x18PIXEL_FORMAT_UNSPECIFIED\x10\x00\x12\x08\n\x04\x42GR8\x10\x01\x12\x08\n\x04RGB8\x10\x02*\xd1\x01\n\x0e\x46rameErrorCode\x12 \n\x1c\x46RAME_ERROR_CODE_UNSPECIFIED\x10\x00\x12\x0f\n\x0bUNDECODABLE\x10\x01\x12\x11\n\rINVALID_IMAGE\x10\x02\x12\x13\n\x0fIMAGE_TOO_LARGE\x10\x03\x12\x11\n\rINVALID_FRAME\x10\x04\x12\x12\n\x0eUNKNOWN_SOURCE\x10\x05\x12\x10\n\x0cOUT_OF_ORDER\x10\x06\x12\x0c\n\x08INTERNAL\x10\x07\x12\x0b\n\x07\x44ROPPED\x10\x08\x12\x10\n\x0cRATE_LIMITED\x10\t2\xe2\x01\n\x06Ingest\x12\x46\n\x0cStreamFrames\x12\x15.streetwatch.v1.Frame\x1a\x1b.streetwatch.v1.FrameResult(\x01\x30\x01\x12<\n\x06\x44\x65tect\x12\x15.streetwatch.v1.Frame\x1a\x1b.streetwatch.v1.FrameResult\x12R\n\x0bSubmitVideo\x12\x1a.streetwatch.v1.VideoChunk\x1a#.streetwatch.v1.SubmitVideoResponse(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'streetwatch.v1.ingest_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_DELIVERYMODE']._serialized_start=2049
-  _globals['_DELIVERYMODE']._serialized_end=2118
-  _globals['_PIXELFORMAT']._serialized_start=2120
-  _globals['_PIXELFORMAT']._serialized_end=2183
-  _globals['_FRAMEERRORCODE']._serialized_start=2186
-  _globals['_FRAMEERRORCODE']._serialized_end=2395
+  _globals['_DELIVERYMODE']._serialized_start=2071
+  _globals['_DELIVERYMODE']._serialized_end=2140
+  _globals['_PIXELFORMAT']._serialized_start=2142
+  _globals['_PIXELFORMAT']._serialized_end=2205
+  _globals['_FRAMEERRORCODE']._serialized_start=2208
+  _globals['_FRAMEERRORCODE']._serialized_end=2417
   _globals['_RAWIMAGE']._serialized_start=80
   _globals['_RAWIMAGE']._serialized_end=186
   _globals['_TELEMETRY']._serialized_start=189
   _globals['_TELEMETRY']._serialized_end=648
   _globals['_FRAME']._serialized_start=651
-  _globals['_FRAME']._serialized_end=908
-  _globals['_BOX']._serialized_start=910
-  _globals['_BOX']._serialized_end=963
-  _globals['_DETECTION']._serialized_start=965
-  _globals['_DETECTION']._serialized_end=1081
-  _globals['_MODELINFO']._serialized_start=1083
-  _globals['_MODELINFO']._serialized_end=1125
-  _globals['_FRAMEERROR']._serialized_start=1127
-  _globals['_FRAMEERROR']._serialized_end=1202
-  _globals['_TIMINGS']._serialized_start=1204
-  _globals['_TIMINGS']._serialized_end=1293
-  _globals['_FRAMERESULT']._serialized_start=1296
-  _globals['_FRAMERESULT']._serialized_end=1588
-  _globals['_VIDEOHEADER']._serialized_start=1590
-  _globals['_VIDEOHEADER']._serialized_end=1711
-  _globals['_VIDEOCHUNK']._serialized_start=1713
-  _globals['_VIDEOCHUNK']._serialized_end=1812
-  _globals['_TELEMETRYREPORT']._serialized_start=1814
-  _globals['_TELEMETRYREPORT']._serialized_end=1915
-  _globals['_SUBMITVIDEORESPONSE']._serialized_start=1918
-  _globals['_SUBMITVIDEORESPONSE']._serialized_end=2047
-  _globals['_INGEST']._serialized_start=2398
-  _globals['_INGEST']._serialized_end=2624
+  _globals['_FRAME']._serialized_end=930
+  _globals['_BOX']._serialized_start=932
+  _globals['_BOX']._serialized_end=985
+  _globals['_DETECTION']._serialized_start=987
+  _globals['_DETECTION']._serialized_end=1103
+  _globals['_MODELINFO']._serialized_start=1105
+  _globals['_MODELINFO']._serialized_end=1147
+  _globals['_FRAMEERROR']._serialized_start=1149
+  _globals['_FRAMEERROR']._serialized_end=1224
+  _globals['_TIMINGS']._serialized_start=1226
+  _globals['_TIMINGS']._serialized_end=1315
+  _globals['_FRAMERESULT']._serialized_start=1318
+  _globals['_FRAMERESULT']._serialized_end=1610
+  _globals['_VIDEOHEADER']._serialized_start=1612
+  _globals['_VIDEOHEADER']._serialized_end=1733
+  _globals['_VIDEOCHUNK']._serialized_start=1735
+  _globals['_VIDEOCHUNK']._serialized_end=1834
+  _globals['_TELEMETRYREPORT']._serialized_start=1836
+  _globals['_TELEMETRYREPORT']._serialized_end=1937
+  _globals['_SUBMITVIDEORESPONSE']._serialized_start=1940
+  _globals['_SUBMITVIDEORESPONSE']._serialized_end=2069
+  _globals['_INGEST']._serialized_start=2420
+  _globals['_INGEST']._serialized_end=2646
 # @@protoc_insertion_point(module_scope)

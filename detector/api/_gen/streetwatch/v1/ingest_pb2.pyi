@@ -88,7 +88,7 @@ class Telemetry(_message.Message):
     def __init__(self, lat: _Optional[float] = ..., lon: _Optional[float] = ..., altitude_agl_m: _Optional[float] = ..., aircraft_yaw_deg: _Optional[float] = ..., aircraft_pitch_deg: _Optional[float] = ..., aircraft_roll_deg: _Optional[float] = ..., gimbal_yaw_deg: _Optional[float] = ..., gimbal_pitch_deg: _Optional[float] = ..., gimbal_roll_deg: _Optional[float] = ..., hfov_deg: _Optional[float] = ...) -> None: ...
 
 class Frame(_message.Message):
-    __slots__ = ("source_id", "seq", "capture_time", "encoded", "raw", "telemetry", "delivery_mode")
+    __slots__ = ("source_id", "seq", "capture_time", "encoded", "raw", "telemetry", "delivery_mode", "gap_before_s")
     SOURCE_ID_FIELD_NUMBER: _ClassVar[int]
     SEQ_FIELD_NUMBER: _ClassVar[int]
     CAPTURE_TIME_FIELD_NUMBER: _ClassVar[int]
@@ -96,6 +96,7 @@ class Frame(_message.Message):
     RAW_FIELD_NUMBER: _ClassVar[int]
     TELEMETRY_FIELD_NUMBER: _ClassVar[int]
     DELIVERY_MODE_FIELD_NUMBER: _ClassVar[int]
+    GAP_BEFORE_S_FIELD_NUMBER: _ClassVar[int]
     source_id: str
     seq: int
     capture_time: _timestamp_pb2.Timestamp
@@ -103,7 +104,8 @@ class Frame(_message.Message):
     raw: RawImage
     telemetry: Telemetry
     delivery_mode: DeliveryMode
-    def __init__(self, source_id: _Optional[str] = ..., seq: _Optional[int] = ..., capture_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., encoded: _Optional[bytes] = ..., raw: _Optional[_Union[RawImage, _Mapping]] = ..., telemetry: _Optional[_Union[Telemetry, _Mapping]] = ..., delivery_mode: _Optional[_Union[DeliveryMode, str]] = ...) -> None: ...
+    gap_before_s: float
+    def __init__(self, source_id: _Optional[str] = ..., seq: _Optional[int] = ..., capture_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., encoded: _Optional[bytes] = ..., raw: _Optional[_Union[RawImage, _Mapping]] = ..., telemetry: _Optional[_Union[Telemetry, _Mapping]] = ..., delivery_mode: _Optional[_Union[DeliveryMode, str]] = ..., gap_before_s: _Optional[float] = ...) -> None: ...
 
 class Box(_message.Message):
     __slots__ = ("x1", "y1", "x2", "y2")
