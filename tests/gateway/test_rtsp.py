@@ -45,7 +45,7 @@ def test_a_camera_server_restart_and_a_service_restart_mid_stream(
     def of_service(n: int) -> list[Received]:
         return [f for f in received if f.source_id == CAM and f.service == n]
 
-    async def go() -> tuple[GatewaySummary, CollectorRegistry]:
+    async def go() -> tuple[GatewaySummary, CollectorRegistry, float | None]:
         first = await start_service(blob_service_config(0))
         port = first.port
         config = GatewayConfig.model_validate(
@@ -77,7 +77,8 @@ def test_a_camera_server_restart_and_a_service_restart_mid_stream(
             second = await start_service(blob_service_config(port))
             await until(lambda: len(of_service(2)) >= 10, "10 frames at the restarted service")
             stop.set()
-            return await asyncio.wait_for(task, 30), gateway.metrics.registry
+            service_gaps = first.metrics.registry.get_sample_value("streetwatch_source_gaps_total", {"source_id": CAM})
+            return await asyncio.wait_for(task, 30), gateway.metrics.registry, service_gaps
         finally:
             stop.set()
             await asyncio.gather(task, return_exceptions=True)
@@ -85,7 +86,7 @@ def test_a_camera_server_restart_and_a_service_restart_mid_stream(
             if second is not None:
                 await second.stop(1)
 
-    summary, registry = run(go())
+    summary, registry, service_gaps = run(go())
     print(summary.text())
     cam = summary.cameras[0]
 
@@ -101,6 +102,7 @@ def test_a_camera_server_restart_and_a_service_restart_mid_stream(
     assert len(gapped) == 1, gapped
     ((seq, gap),) = gapped.items()
     assert gap == pytest.approx(cam.gap_s, abs=1e-6) and gap > 0
+    assert service_gaps == 1, "the service counted the gap (streetwatch_source_gaps)"
     frames = first_copies(received, CAM)
     before = [f for f in frames if f.seq < seq]
     after = next(f for f in frames if f.seq == seq)
