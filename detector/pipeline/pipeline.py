@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 
 from detector.geo.stage import GeoStage
@@ -34,6 +34,10 @@ from detector.tracking import TrackerPool
 from detector.types import Detections, Frame, GroundFixes, IncidentEvent
 
 log = logging.getLogger(__name__)
+
+Observer = Callable[["Frame | None", "FrameOutcome"], None]
+"""Called with every frame's outcome (and the decoded frame, None when it never decoded), in the pipeline's
+task, after the later stages ran: keep it cheap (copy a reference, count), hand heavy work to a thread."""
 
 
 @dataclass(frozen=True)
@@ -85,6 +89,7 @@ class FramePipeline:
         evidence: EvidenceStage,
         writer: EventWriter,
         metrics: ServiceMetrics | None = None,
+        observers: Sequence[Observer] = (),
     ) -> None:
         self.admission = admission
         self.decoder = decoder
@@ -95,6 +100,7 @@ class FramePipeline:
         self.evidence = evidence
         self.writer = writer
         self.metrics = metrics or ServiceMetrics()
+        self.observers = list(observers)
         self._turns = SourceTurns()
 
     @property
@@ -143,7 +149,7 @@ class FramePipeline:
                 inference.batch_size,
                 (time.perf_counter() - started) * 1e3,
             )
-            return FrameOutcome(
+            outcome = FrameOutcome(
                 source_id,
                 item.seq,
                 self.core.dropped_total(source_id),
@@ -153,6 +159,8 @@ class FramePipeline:
                 timings=timings,
                 events=events,
             )
+            self._observe(frame, outcome)
+            return outcome
         finally:
             self._turns.done(source_id, ticket)
 
@@ -208,9 +216,19 @@ class FramePipeline:
             extra={"source_id": source_id, "seq": item.seq, "gap_s": round(item.gap_before_s, 3)},
         )
 
+    def _observe(self, frame: Frame | None, outcome: FrameOutcome) -> None:
+        """Tell the observers (stream health, the console's latest frame); one failing never fails the frame."""
+        for observer in self.observers:
+            try:
+                observer(frame, outcome)
+            except Exception:
+                log.exception("pipeline observer failed", extra={"source_id": outcome.source_id})
+
     def _rejected(self, source_id: str, seq: int, exc: FrameRejected) -> FrameOutcome:
         self.metrics.frame_errors.labels(exc.code.value).inc()
         if exc.code is RejectCode.DROPPED:
             self.metrics.frames_dropped.labels(source_id[:64]).inc()
         log.debug("frame rejected", extra={"source_id": source_id, "seq": seq, "code": exc.code.value})
-        return FrameOutcome(source_id, seq, self.core.dropped_total(source_id), FrameError(exc.code, exc.message))
+        outcome = FrameOutcome(source_id, seq, self.core.dropped_total(source_id), FrameError(exc.code, exc.message))
+        self._observe(None, outcome)
+        return outcome
