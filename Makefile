@@ -24,8 +24,11 @@ test: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/detector demo --out demo-data $(DEMO_ARGS)
 
+# Prometheus metrics at http://127.0.0.1:9464/metrics and the operator console at http://127.0.0.1:8080/
+# (the embedded default leaves both off).
 serve: $(STAMP)
-	$(VENV)/bin/detector serve --host 127.0.0.1 --port 50051 $(SERVE_ARGS)
+	$(VENV)/bin/detector serve --host 127.0.0.1 --port 50051 --set server.metrics_port=9464 \
+	  --set server.http_port=8080 $(SERVE_ARGS)
 
 # Mixed load on a real serve process; fails when an incident event is lost. SOAK_S=1800 for the 30-minute run.
 SOAK_S ?= 60

@@ -8,7 +8,9 @@ scalars (``8``, ``true``, ``[a, b]``).
 
 from __future__ import annotations
 
+import difflib
 import os
+import typing
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -17,6 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from detector.api.auth import AuthSettings
+from detector.api.console.settings import ConsoleSettings
 from detector.inference.batcher import BatchingSettings
 from detector.inference.engine import ModelSettings
 from detector.inference.tiling import TilingSettings
@@ -55,6 +58,12 @@ class ServerSettings(_Section):
     grace_s: float = Field(10.0, ge=0, description="On SIGTERM, how long in-flight frames may take to finish.")
     reflection: bool = Field(True, description="Serve gRPC server reflection.")
     metrics_port: int = Field(0, ge=0, le=65535, description="Prometheus /metrics HTTP port on the same host; 0 = off.")
+    http_port: int = Field(
+        0, ge=0, le=65535, description="Operator console (web page, read-only JSON) on the same host; 0 = off."
+    )
+    metrics_host: str | None = Field(
+        None, description="Address of the /metrics listener; None = server.host. Needs a metrics token when auth is on."
+    )
     max_inflight_per_stream: int = Field(
         16, ge=1, description="Frames of one stream accepted but not yet answered; more wait (flow control)."
     )
@@ -85,6 +94,9 @@ class ServiceConfig(_Section):
     store: StoreSettings = Field(default_factory=StoreSettings, description="Durable incident store.")
     tracking: TrackerConfig = Field(default_factory=TrackerConfig, description="Per-source tracker.")
     rules: RulesConfig = Field(default_factory=RulesConfig, description="Incident categories and per-source rules.")
+    console: ConsoleSettings = Field(
+        default_factory=ConsoleSettings, description="Operator console on server.http_port: refresh, basemap."
+    )
 
     @model_validator(mode="after")
     def _verify(self) -> ServiceConfig:
@@ -107,6 +119,7 @@ def load_config(
 ) -> ServiceConfig:
     """Merge defaults < file < environment < ``section.key=value`` overrides, then validate."""
     data: dict[str, Any] = {}
+    origins: dict[tuple[str, ...], str] = {}  # where each key came from, named in error messages
     if path is not None:
         try:
             loaded = yaml.safe_load(path.read_text()) or {}
@@ -116,20 +129,65 @@ def load_config(
             raise ConfigError(f"config file {path} must hold a mapping of sections, not {type(loaded).__name__}")
         data = loaded
         _resolve_relative_paths(data, path.parent)
+        _record_origins(data, (), f"config file {path}", origins)
     env = os.environ if environ is None else environ
     for key, value in sorted(env.items()):
         if key.startswith(ENV_PREFIX):
             dotted = key[len(ENV_PREFIX) :].lower().replace("__", ".")
             _set_dotted(data, dotted, _scalar(value, key), origin=f"environment variable {key}")
+            _record_origin(dotted, f"environment variable {key}", origins)
     for item in overrides:
         dotted, sep, value = item.partition("=")
         if not sep or not dotted.strip():
             raise ConfigError(f"--set expects section.key=value, got {item!r}")
         _set_dotted(data, dotted.strip(), _scalar(value, f"--set {item}"), origin=f"--set {item}")
+        _record_origin(dotted.strip(), f"--set {dotted.strip()}=...", origins)
     try:
         return ServiceConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc)) from None
+        raise ConfigError(_describe(exc, origins)) from None
+
+
+def _record_origins(node: Any, prefix: tuple[str, ...], origin: str, origins: dict[tuple[str, ...], str]) -> None:
+    if isinstance(node, dict):
+        for key, child in node.items():
+            origins[(*prefix, str(key))] = origin
+            _record_origins(child, (*prefix, str(key)), origin, origins)
+
+
+def _record_origin(dotted: str, origin: str, origins: dict[tuple[str, ...], str]) -> None:
+    """A later layer replaces the key and everything under it."""
+    path = tuple(dotted.split("."))
+    for key in [k for k in origins if k[: len(path)] == path]:
+        del origins[key]
+    origins[path] = origin
+
+
+def _origin_of(loc: Sequence[str], origins: Mapping[tuple[str, ...], str]) -> str:
+    for end in range(len(loc), 0, -1):
+        if tuple(loc[:end]) in origins:
+            return origins[tuple(loc[:end])]
+    below = [origin for key, origin in origins.items() if key[: len(loc)] == tuple(loc)]
+    return below[-1] if below else "embedded defaults"
+
+
+def _suggest(loc: Sequence[int | str]) -> str:
+    """``; did you mean 'max_batch'?`` for a mistyped key, from the settings class that the key's parent maps to."""
+    model: Any = ServiceConfig
+    for part in loc[:-1]:
+        fields = getattr(model, "model_fields", None)
+        if fields is None or part not in fields:
+            return ""
+        annotation = fields[part].annotation
+        candidates = [a for a in (annotation, *typing.get_args(annotation)) if hasattr(a, "model_fields")]
+        if not candidates:
+            return ""
+        model = candidates[0]
+    fields = getattr(model, "model_fields", None)
+    if not fields:
+        return ""
+    close = difflib.get_close_matches(str(loc[-1]), list(fields), n=3, cutoff=0.6)
+    return f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
 
 
 def _resolve_relative_paths(data: dict[str, Any], base: Path) -> None:
@@ -140,6 +198,7 @@ def _resolve_relative_paths(data: dict[str, Any], base: Path) -> None:
         (data.get("model"), "export_dir"),
         (data.get("store"), "data_dir"),
         (data.get("ingest"), "upload_dir"),
+        (data.get("console"), "basemap_image"),
         (tls, "cert_file"),
         (tls, "key_file"),
         (tls, "client_ca_file"),
@@ -181,12 +240,14 @@ def _without_kind_tags(loc: Sequence[int | str]) -> list[str]:
     ]
 
 
-def _describe(exc: ValidationError) -> str:
+def _describe(exc: ValidationError, origins: Mapping[tuple[str, ...], str] | None = None) -> str:
     lines = []
     for err in exc.errors():
-        where = ".".join(_without_kind_tags(err["loc"])) or "config"
+        parts = _without_kind_tags(err["loc"])
+        where = ".".join(parts) or "config"
+        source = f" [from {_origin_of(parts, origins or {})}]"
         if err["type"] == "extra_forbidden":
-            lines.append(f"{where}: unknown setting")
+            lines.append(f"{where}: unknown setting{_suggest(parts)}{source}")
         else:
-            lines.append(f"{where}: {err['msg']} (got {err.get('input')!r})")
+            lines.append(f"{where}: {err['msg']} (got {err.get('input')!r}){source}")
     return "invalid settings:\n  " + "\n  ".join(lines)

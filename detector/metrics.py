@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+if TYPE_CHECKING:
+    from detector.pipeline.pipeline import FrameOutcome
+    from detector.types import Frame
 
 _LATENCY_BUCKETS_MS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
@@ -79,3 +86,47 @@ class ServiceMetrics:
         self.calls_refused = Counter(
             "streetwatch_calls_refused", "Calls refused by authentication, by status code.", ["code"], registry=r
         )
+        self.incidents_opened = Counter(
+            "streetwatch_incidents_opened",
+            "Incidents opened (or reopened), by category and source, as written to the event log.",
+            ["category", "source"],
+            registry=r,
+        )
+        self.incidents_cleared = Counter(
+            "streetwatch_incidents_cleared",
+            "Incidents cleared, by category and source, as written to the event log.",
+            ["category", "source"],
+            registry=r,
+        )
+        self.detections = Counter(
+            "streetwatch_detections",
+            "Objects the model found in answered frames, by class.",
+            ["class_name"],
+            registry=r,
+        )
+        self.model_info = Gauge(
+            "streetwatch_model_info",
+            "The loaded model (value 1): name, version, backend, device and input size as labels.",
+            ["name", "version", "backend", "device", "imgsz"],
+            registry=r,
+        )
+
+    def set_model(self, name: str, version: str, backend: str, device: str, imgsz: int) -> None:
+        self.model_info.clear()
+        self.model_info.labels(name, version, backend, device, str(imgsz)).set(1)
+
+    def frame_observer(self, class_names: Sequence[str]) -> Callable[[Frame | None, FrameOutcome], None]:
+        """A pipeline observer counting each answered frame's detections by class and its incident events."""
+
+        def observe(frame: Frame | None, outcome: FrameOutcome) -> None:
+            if outcome.detections is not None and len(outcome.detections):
+                for class_id in outcome.detections.class_id.tolist():
+                    name = class_names[class_id] if 0 <= class_id < len(class_names) else str(class_id)
+                    self.detections.labels(name).inc()
+            for event in outcome.events:
+                if event.type.value == "OPENED":
+                    self.incidents_opened.labels(event.category, event.source_id[:64]).inc()
+                elif event.type.value == "CLEARED":
+                    self.incidents_cleared.labels(event.category, event.source_id[:64]).inc()
+
+        return observe

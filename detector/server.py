@@ -5,17 +5,22 @@ shutdown. Each stage is built from its own section of the settings, as it is (se
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import Enum
 
 import grpc
 
+from detector.api.console.health import SourceHealth
+from detector.api.console.http import ConsoleServer
 from detector.api.grpc_server import GrpcServer
 from detector.api.incidents_service import IncidentsService
 from detector.api.ingest_service import IngestService
+from detector.api.metrics_http import MetricsHttp, start_metrics_http
 from detector.api.store_health import StoreHealth
 from detector.config import ServiceConfig
 from detector.geo.stage import GeoStage
@@ -27,7 +32,10 @@ from detector.ingest.admission import Admission
 from detector.ingest.decoder import FrameDecoder
 from detector.metrics import ServiceMetrics
 from detector.pipeline import FramePipeline
+from detector.pipeline.pipeline import Observer
+from detector.ports import check_ports, service_ports
 from detector.rules import RulesEngine
+from detector.rules.zones import zone_summaries
 from detector.store.base import IncidentStore, open_store
 from detector.store.errors import StoreError
 from detector.tracking import TrackerPool
@@ -57,6 +65,8 @@ class Service:
     status: ServiceStatus = ServiceStatus.STARTING
     _maintenance: asyncio.Task[None] | None = None
     _retry: asyncio.Task[None] | None = None
+    _metrics_http: MetricsHttp | None = None
+    console: ConsoleServer | None = None  # the operator console on server.http_port (console.port: bound)
     _stopped: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
@@ -83,8 +93,12 @@ class Service:
         grace = self.config.server.grace_s if grace_s is None else grace_s
         await self._set_status(ServiceStatus.DRAINING)
         drained = await asyncio.to_thread(self.core.drain, grace)
-        await self.grpc.server.stop(grace)
+        await self.grpc.stop(grace)
+        if self.console is not None:
+            await self.console.stop()
         self.core.stop()
+        if self._metrics_http is not None:
+            await asyncio.to_thread(self._metrics_http.stop)
         for task in (self._maintenance, self._retry):
             if task is not None:
                 task.cancel()
@@ -157,6 +171,7 @@ def build_pipeline(
     decoder: ThreadPoolExecutor,
     metrics: ServiceMetrics,
     on_writable: EventWriter.OnWritable | None = None,
+    observers: Sequence[Observer] = (),
 ) -> FramePipeline:
     """The frame pipeline from its stages, each built from its own settings section as it is."""
 
@@ -167,9 +182,7 @@ def build_pipeline(
         metrics.stage_ms.labels("forward").observe(record.timings.forward_ms)
         metrics.stage_ms.labels("postprocess").observe(record.timings.postprocess_ms)
 
-    core = InferenceCore(
-        engine, config.batching, on_batch=on_batch, tiling=TilingPolicy(config.tiling, config.model.imgsz)
-    )
+    core = InferenceCore(engine, config.batching, on_batch=on_batch, tiling=TilingPolicy(config.tiling, engine.imgsz))
     return FramePipeline(
         admission=Admission(config.ingest),
         decoder=FrameDecoder(config.ingest.limits, decoder),
@@ -180,12 +193,14 @@ def build_pipeline(
         evidence=EvidenceStage(store),
         writer=EventWriter(store, config.store.max_backlog_events, on_writable=on_writable),
         metrics=metrics,
+        observers=observers,
     )
 
 
 async def start_service(config: ServiceConfig, engine: Engine | None = None) -> Service:
     """Bind the port, load and warm the model, then report SERVING. Health says NOT_SERVING until then."""
     s = config.server
+    check_ports(service_ports(s))  # a port in use is one line naming its setting, before the model loads
     metrics = ServiceMetrics()
     if not config.auth.enabled:
         log.warning(
@@ -223,10 +238,22 @@ async def start_service(config: ServiceConfig, engine: Engine | None = None) -> 
         if engine is None:
             engine = await asyncio.to_thread(engine_for, config.model)
         await asyncio.to_thread(engine.warmup, config.model.warmup_batch_sizes)
+        health = SourceHealth(config.console, config.rules, engine.class_names) if s.http_port else None
         pipeline = await asyncio.to_thread(
-            build_pipeline, config, engine, store, decoder, metrics, store_health.set_writable
+            build_pipeline,
+            config,
+            engine,
+            store,
+            decoder,
+            metrics,
+            store_health.set_writable,
+            observers=[health.observe] if health is not None else (),
         )
         await _restore(pipeline, store, store_health, config.store.check_on_start)
+        console = None
+        if health is not None:  # the operator console (detector/api/console/), read-only, same tokens
+            console = ConsoleServer(config.console, config.auth, store, health, s.host, s.http_port)
+            await console.start()
     except BaseException:
         await rpc.server.stop(0)
         decoder.shutdown(wait=False)
@@ -239,24 +266,32 @@ async def start_service(config: ServiceConfig, engine: Engine | None = None) -> 
             "version": engine.version,
             "device": engine.device,
             "backend": engine.backend,
-            "imgsz": config.model.imgsz,
+            "imgsz": engine.imgsz,
         },
     )
+    for line in zone_summaries(config.rules):  # where stalls can open incidents, per source: said, not guessed
+        log.info("zones: %s", line)
     core, writer = pipeline.core, pipeline.writer
     metrics.queue_depth.set_function(lambda: sum(core.queue_depths().values()))
     metrics.store_backlog.set_function(lambda: writer.backlog)
     metrics.events_lost.set_function(lambda: writer.events_lost)
+    metrics.set_model(engine.name, engine.version, engine.backend, engine.device, engine.imgsz)
+    pipeline.observers.append(metrics.frame_observer(engine.class_names))
     loaded = engine
     if loaded.device_memory_bytes() is not None:
         metrics.device_memory.set_function(lambda: loaded.device_memory_bytes() or 0.0)
     ingest.attach(pipeline)
-    if s.metrics_port:
-        from prometheus_client import start_http_server
-
-        start_http_server(s.metrics_port, addr=s.host, registry=metrics.registry)
+    metrics_http = None
+    if s.metrics_port:  # on server.metrics_host, with a metrics token when auth is on (detector/api/metrics_http.py)
+        metrics_http = start_metrics_http(s, config.auth, metrics.registry)
+        metrics_host = str(getattr(s, "metrics_host", None) or s.host)
+        url = f"http://{f'[{metrics_host}]' if ':' in metrics_host else metrics_host}:{s.metrics_port}/metrics"
+        log.info("metrics at %s", url, extra={"metrics_url": url})
     service = Service(config, rpc, pipeline, metrics, decoder, port, store, store_health)
     service._maintenance = asyncio.create_task(_maintain(service))
     service._retry = asyncio.create_task(_retry_backlog(service))
+    service._metrics_http = metrics_http
+    service.console = console
     await service._set_status(ServiceStatus.SERVING)
     return service
 
@@ -277,9 +312,22 @@ async def _restore(pipeline: FramePipeline, store: IncidentStore, store_health: 
 
 
 async def serve_forever(config: ServiceConfig) -> None:
-    """Run until SIGTERM or SIGINT, then drain gracefully."""
-    service = await start_service(config)
+    """Run until SIGTERM or SIGINT, then drain gracefully. The handlers are in place before the service starts,
+    so a signal that comes as it reports SERVING drains it (it used to kill the process), and one that comes
+    while the model loads abandons the start."""
     loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, lambda: asyncio.ensure_future(service.stop()))
-    await service.wait_stopped()
+        loop.add_signal_handler(sig, stop.set)
+    starting = asyncio.ensure_future(start_service(config))
+    signalled = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({starting, signalled}, return_when=asyncio.FIRST_COMPLETED)
+    if not starting.done():
+        starting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await starting
+        log.info("stopped while starting")
+        return
+    service = starting.result()
+    await signalled
+    await service.stop()

@@ -4,12 +4,16 @@ Tokens are configured as SHA-256 hashes (``sha256:<hex>``), never in plain text;
 at least 128 bits (``detector auth new-token`` makes one), so a fast hash is enough. Roles:
 
 - ``ingest``: Ingest RPCs, for the source IDs listed on the token (``*`` for any);
-- ``subscribe``: Incidents RPCs (events, incidents, evidence);
+- ``subscribe``: Incidents RPCs (events, incidents, evidence); it may Ack, and subscribe from the committed
+  offset of, only the consumers listed on the token (``consumers``; empty: the consumer named like the token;
+  ``*`` for any), checked by the servicer through :func:`require_consumer`;
+- ``metrics``: scraping the Prometheus ``/metrics`` listener (see :mod:`detector.api.metrics_http`);
 - ``admin``: everything.
 
-A missing or unknown token gets UNAUTHENTICATED; a known token without the role gets PERMISSION_DENIED, and so
-does an ingest token that sends a frame for a source it is not listed for (checked per frame by the servicer
-through :func:`require_source`). Health and reflection can be left open by configuration.
+A missing or unknown token gets UNAUTHENTICATED; a known token without the role gets PERMISSION_DENIED. A frame
+for a source an ingest token does not list gets the per-frame error PERMISSION_DENIED (checked per frame by the
+servicer through :func:`require_source`); the stream goes on. Health and reflection can be left open by
+configuration.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from typing import Any, Literal
 import grpc
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-Role = Literal["ingest", "subscribe", "admin"]
+Role = Literal["ingest", "subscribe", "metrics", "admin"]
 _HASH_PREFIX = "sha256:"
 
 
@@ -34,9 +38,13 @@ class TokenSettings(BaseModel):
 
     name: str = Field(description="Who holds the token (a gateway, a drone, a case system); shown in logs.")
     sha256: str = Field(description="'sha256:<64 hex>' of the token; make one with `detector auth new-token`.")
-    roles: list[Role] = Field(min_length=1, description="Roles: ingest, subscribe, admin.")
+    roles: list[Role] = Field(min_length=1, description="Roles: ingest, subscribe, metrics, admin.")
     sources: list[str] = Field(
         default_factory=list, description="Source IDs an ingest token may send ('*' = any). Empty = none."
+    )
+    consumers: list[str] = Field(
+        default_factory=list,
+        description="Consumer names a subscribe token may Ack and resume ('*' = any). Empty = the token's name.",
     )
 
     @field_validator("sha256")
@@ -55,6 +63,7 @@ class AuthSettings(BaseModel):
     tokens: list[TokenSettings] = Field(default_factory=list, description="Accepted tokens, hashed, with roles.")
     open_health: bool = Field(True, description="Leave grpc.health.v1.Health callable without a token.")
     open_reflection: bool = Field(False, description="Leave server reflection callable without a token.")
+    open_metrics: bool = Field(False, description="Leave the /metrics listener readable without a metrics token.")
 
 
 def hash_token(token: str) -> str:
@@ -72,9 +81,13 @@ class Principal:
     name: str
     roles: frozenset[str]
     sources: frozenset[str]
+    consumers: frozenset[str] = frozenset({"*"})
 
     def may_send(self, source_id: str) -> bool:
         return "admin" in self.roles or "*" in self.sources or source_id in self.sources
+
+    def may_consume(self, consumer: str) -> bool:
+        return "admin" in self.roles or "*" in self.consumers or consumer in self.consumers
 
 
 ANONYMOUS_ADMIN = Principal("auth-disabled", frozenset({"admin"}), frozenset({"*"}))
@@ -94,6 +107,18 @@ def require_source(source_id: str) -> str | None:
     return f"token {principal.name!r} may not send frames for source {source_id!r}"
 
 
+def require_consumer(consumer: str) -> str | None:
+    """None when the caller may Ack (and resume from the offset of) ``consumer``; otherwise the refusal."""
+    principal = current_principal()
+    if principal.may_consume(consumer):
+        return None
+    allowed = ", ".join(sorted(principal.consumers))
+    return (
+        f"token {principal.name!r} may not ack or read the offset of consumer {consumer!r} (it is bound to: "
+        f"{allowed}; list consumers on the token in auth.tokens)"
+    )
+
+
 _SERVICE_ROLE = {
     "streetwatch.v1.Ingest": "ingest",
     "streetwatch.v1.Incidents": "subscribe",
@@ -105,7 +130,10 @@ _REFLECTION = ("grpc.reflection.v1alpha.ServerReflection", "grpc.reflection.v1.S
 class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     def __init__(self, settings: AuthSettings, on_refused: Callable[[str, grpc.StatusCode], None] | None = None):
         self._settings = settings
-        self._by_hash = {t.sha256: Principal(t.name, frozenset(t.roles), frozenset(t.sources)) for t in settings.tokens}
+        self._by_hash = {
+            t.sha256: Principal(t.name, frozenset(t.roles), frozenset(t.sources), frozenset(t.consumers or [t.name]))
+            for t in settings.tokens
+        }
         self._on_refused = on_refused
 
     async def intercept_service(
@@ -152,7 +180,10 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         return _replace_behaviour(handler, abort)
 
 
-_NO_TOKEN = "a valid bearer token is required (metadata 'authorization: Bearer <token>')"
+_NO_TOKEN = (
+    "a valid token is required: pass --token or set STREETWATCH_TOKEN (other clients: gRPC metadata "
+    "'authorization: Bearer <token>')"
+)
 
 
 def _with_principal(handler: grpc.RpcMethodHandler, principal: Principal) -> grpc.RpcMethodHandler:

@@ -49,6 +49,7 @@ class GrpcServer:
         self.settings = settings
         self.server = grpc.aio.server(options=options, interceptors=[AuthInterceptor(auth, on_refused)])
         self.services: list[str] = []
+        self._incidents: list[IncidentsService] = []
         self.health = health.aio.HealthServicer()
         self._add(HEALTH_SERVICE, health_pb2_grpc.add_HealthServicer_to_server, self.health)
 
@@ -57,6 +58,14 @@ class GrpcServer:
 
     def add_incidents(self, servicer: IncidentsService) -> None:
         self._add(INCIDENTS_SERVICE, incidents_pb2_grpc.add_IncidentsServicer_to_server, servicer)
+        self._incidents.append(servicer)
+
+    async def stop(self, grace: float | None) -> None:
+        """Refuse new calls and let open ones finish for ``grace`` seconds; Subscribe calls, which would wait for
+        events forever, end at once with UNAVAILABLE (their clients resubscribe from their committed offset)."""
+        for servicer in self._incidents:
+            servicer.close_streams()
+        await self.server.stop(grace)
 
     def _add(self, name: str, add: Callable[[Any, grpc.aio.Server], None], servicer: object) -> None:
         add(servicer, self.server)

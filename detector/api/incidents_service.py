@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 
@@ -11,6 +12,7 @@ import grpc
 from detector.api import incident_convert as convert
 from detector.api._gen.streetwatch.v1 import incidents_pb2 as ipb
 from detector.api._gen.streetwatch.v1 import incidents_pb2_grpc
+from detector.api.auth import require_consumer
 from detector.api.limits import CallSlots, client_key
 from detector.store.base import IncidentStore
 from detector.store.errors import (
@@ -23,11 +25,13 @@ from detector.store.errors import (
     StoreError,
 )
 from detector.store.follow import follow_events
+from detector.types import IncidentEvent
 
 log = logging.getLogger(__name__)
 
 EVIDENCE_CHUNK_BYTES = 256 * 1024
 MAX_PAGE_SIZE = 1000
+SHUTTING_DOWN = "the service is shutting down; resubscribe"
 
 
 class IncidentsService(incidents_pb2_grpc.IncidentsServicer):
@@ -38,6 +42,13 @@ class IncidentsService(incidents_pb2_grpc.IncidentsServicer):
         self._subscribers = CallSlots(
             max_subscribers_per_client, "Subscribe calls", "server.max_subscribers_per_client"
         )
+        self._closing = asyncio.Event()
+
+    def close_streams(self) -> None:
+        """End every Subscribe call (now and from now on) with UNAVAILABLE, so that a server stop does not wait its
+        grace period for subscribers that are only waiting for the next event; clients resubscribe elsewhere or
+        after the restart, from their committed offset."""
+        self._closing.set()
 
     async def Subscribe(
         self, request: ipb.SubscribeRequest, context: grpc.aio.ServicerContext
@@ -53,16 +64,22 @@ class IncidentsService(incidents_pb2_grpc.IncidentsServicer):
         if request.HasField("after_sequence"):
             after = request.after_sequence
         else:
+            if (refusal := require_consumer(request.consumer)) is not None:
+                await context.abort(grpc.StatusCode.PERMISSION_DENIED, refusal)
             after = await asyncio.to_thread(self._store.get_offset, request.consumer)
+        if self._closing.is_set():
+            await context.abort(grpc.StatusCode.UNAVAILABLE, SHUTTING_DOWN)
         client = client_key(context.peer())
         if (refusal := self._subscribers.acquire(client)) is not None:
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, refusal)
         log.info("subscriber connected", extra={"consumer": request.consumer, "after_sequence": after})
         try:
-            async for event in follow_events(self._store, after, event_filter, batch_size=self._follow_batch):
+            events = follow_events(self._store, after, event_filter, batch_size=self._follow_batch)
+            async for event in _until(events, self._closing):
                 yield convert.event_to_proto(event)
+            await context.abort(grpc.StatusCode.UNAVAILABLE, SHUTTING_DOWN)
         except StoreClosed:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, "the service is shutting down; resubscribe")
+            await context.abort(grpc.StatusCode.UNAVAILABLE, SHUTTING_DOWN)
         except StoreCorrupt as exc:
             log.error("subscribe hit a damaged event log: %s", exc, extra={"consumer": request.consumer})
             await context.abort(grpc.StatusCode.DATA_LOSS, f"the event log is damaged: {exc}")
@@ -76,6 +93,8 @@ class IncidentsService(incidents_pb2_grpc.IncidentsServicer):
     async def Ack(self, request: ipb.AckRequest, context: grpc.aio.ServicerContext) -> ipb.AckResponse:
         if not request.consumer:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "consumer is required")
+        if (refusal := require_consumer(request.consumer)) is not None:
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, refusal)
         try:
             committed = await asyncio.to_thread(self._store.commit_offset, request.consumer, request.sequence)
         except OffsetAheadOfLog as exc:
@@ -128,3 +147,30 @@ class IncidentsService(incidents_pb2_grpc.IncidentsServicer):
         with handle:
             while chunk := await asyncio.to_thread(handle.read, EVIDENCE_CHUNK_BYTES):
                 yield ipb.EvidenceChunk(data=chunk)
+
+
+async def _until(events: AsyncIterator[IncidentEvent], closing: asyncio.Event) -> AsyncIterator[IncidentEvent]:
+    """``events`` until they end or ``closing`` is set (then the pending read is cancelled)."""
+    closed = asyncio.ensure_future(closing.wait())
+    following: asyncio.Future[IncidentEvent] | None = None
+    try:
+        while not closing.is_set():
+            following = asyncio.ensure_future(anext(events))
+            await asyncio.wait({following, closed}, return_when=asyncio.FIRST_COMPLETED)
+            if not following.done():
+                return
+            try:
+                event = following.result()
+            except StopAsyncIteration:
+                return
+            following = None
+            yield event
+    finally:
+        closed.cancel()
+        if following is not None and not following.done():
+            following.cancel()
+            with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                await following
+        aclose = getattr(events, "aclose", None)
+        if aclose is not None:
+            await aclose()

@@ -2,9 +2,10 @@
 types (:mod:`detector.api.convert`), holds the call-level limits (open streams per client, the token's sources),
 and hands each frame to :class:`detector.pipeline.FramePipeline`, which does everything else.
 
-A frame for a source the caller's token may not send ends the call with PERMISSION_DENIED (a gateway sending
-another's camera is misconfigured or hostile, not unlucky); more open streams than a client may hold end with
-RESOURCE_EXHAUSTED. Everything about one frame (rate, allow-list, decoding, order, drops) is a per-frame error.
+A frame for a source the caller's token may not send is answered with the per-frame error PERMISSION_DENIED and
+the stream goes on (one multiplexed gateway stream carries many cameras; one misconfigured camera must not cost
+the others their frames); more open streams than a client may hold end with RESOURCE_EXHAUSTED. Everything about
+one frame (token's sources, rate, allow-list, decoding, order, drops) is a per-frame error.
 
 ``SubmitVideo`` takes a recorded flight (video + .SRT), decodes it here and runs each frame, with the telemetry
 of its video time, down the same pipeline as a streamed frame (see detector/geo/flight.py).
@@ -41,10 +42,6 @@ from detector.pipeline import FrameOutcome, FramePipeline
 from detector.types import DeliveryMode
 
 log = logging.getLogger(__name__)
-
-
-class SourceForbidden(Exception):
-    """The caller's token may not send frames for this source; ends the call with PERMISSION_DENIED."""
 
 
 class IngestService(ingest_pb2_grpc.IngestServicer):
@@ -93,14 +90,11 @@ class IngestService(ingest_pb2_grpc.IngestServicer):
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, refusal)
         self._metrics.active_streams.inc()
         try:
-            frames = _permitted_frames(request_iterator)
+            frames = _permitted_frames(request_iterator, client)
             async for outcome in self._pipeline.stream(frames, self._server.max_inflight_per_stream):
                 yield self._result(outcome)
         except CoreStopped:
             await context.abort(grpc.StatusCode.UNAVAILABLE, "the service is shutting down; reconnect and resend")
-        except SourceForbidden as exc:
-            log.warning("frame refused: %s", exc, extra={"client": client})
-            await context.abort(grpc.StatusCode.PERMISSION_DENIED, str(exc))
         finally:
             self._metrics.active_streams.dec()
             self._streams.release(client)
@@ -151,10 +145,17 @@ class IngestService(ingest_pb2_grpc.IngestServicer):
         return telemetry
 
 
-async def _permitted_frames(frames: AsyncIterator[pb.Frame]) -> AsyncIterator[FrameInput | Unreadable]:
+async def _permitted_frames(frames: AsyncIterator[pb.Frame], client: str) -> AsyncIterator[FrameInput | Unreadable]:
+    """The stream's frames; one for a source the token does not list becomes a per-frame PERMISSION_DENIED (logged
+    once per source and stream), and the frames of the other sources go on."""
+    refused: set[str] = set()
     async for frame in frames:
         if (refusal := require_source(frame.source_id)) is not None:
-            raise SourceForbidden(refusal)
+            if frame.source_id not in refused:
+                refused.add(frame.source_id)
+                log.warning("frame refused: %s", refusal, extra={"client": client})
+            yield Unreadable(frame.source_id, frame.seq, FrameRejected(RejectCode.PERMISSION_DENIED, refusal))
+            continue
         yield convert.frame_input(frame)
 
 

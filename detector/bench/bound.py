@@ -90,7 +90,7 @@ def engine_bound(
     tensors = {}
     for batch in batch_sizes:
         images = [frames.images[i % len(frames.images)] for i in range(batch)]
-        tensors[batch], _ = letterbox_batch(images, settings.imgsz, stride, device, half)
+        tensors[batch], _ = letterbox_batch(images, engine.imgsz, stride, device, half)
         result.input_shape = (int(tensors[batch].shape[2]), int(tensors[batch].shape[3]))
 
     def forward(t: torch.Tensor) -> Callable[[], object]:

@@ -10,10 +10,11 @@ import argparse
 import sys
 from pathlib import Path
 
+from detector.cli_help import hide_aliases
 from detector.config import DEFAULT_WEIGHTS
-from detector.inference.engine import ModelSettings
+from detector.inference.engine import ModelSettings, resolve_imgsz
 
-SERVICE_IMGSZ = ModelSettings().imgsz
+SERVICE_IMGSZ = ModelSettings().imgsz  # None: the checkpoint's training size, resolved when a command runs
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_OUT = REPO / "benchmarks" / "results"
@@ -76,7 +77,17 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     everything = commands.add_parser("all", help="throughput, then accuracy and incident latency where possible")
     _throughput_args(everything)
     _accuracy_args(everything, shared=True)
-    everything.add_argument("--scenario", type=Path, help="simulator scenario folder for incident latency")
+    hide_aliases(
+        everything.add_argument(
+            "--scenario-dir",
+            "--scenario",
+            dest="scenario",
+            metavar="DIR",
+            type=Path,
+            help="simulator folder for incident latency",
+        ),
+        "--scenario",
+    )
     # Incident latency inside `all` uses the service settings given for throughput, replayed as fast as it goes.
     everything.set_defaults(target=None, speed=0.0)
 
@@ -95,7 +106,10 @@ def _throughput_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda:N")
     p.add_argument("--weights", type=Path, default=DEFAULT_WEIGHTS, help="the .pt checkpoint (onnx is exported)")
     p.add_argument(
-        "--imgsz", type=int, default=SERVICE_IMGSZ, help="model input size (default: the service's model.imgsz)"
+        "--imgsz",
+        type=int,
+        default=SERVICE_IMGSZ,
+        help="model input size (default: the service's model.imgsz, the checkpoint's training size)",
     )
     p.add_argument("--conf", type=float, default=0.25, help="detection threshold, as the service's model.conf")
     p.add_argument("--iou", type=float, default=0.7, help="NMS IoU, as the service's model.iou")
@@ -146,14 +160,30 @@ def _accuracy_args(p: argparse.ArgumentParser, shared: bool = False) -> None:
         p.add_argument("--weights", type=Path, default=DEFAULT_WEIGHTS, help="checkpoint to evaluate")
         p.add_argument("--imgsz", type=int, default=SERVICE_IMGSZ, help="input size (default: the service's)")
         p.add_argument("--device", default="cpu", help="'cpu' or a CUDA index")
-        p.add_argument("--scenario", type=Path, help="simulator scenario folder to score")
+        hide_aliases(
+            p.add_argument(
+                "--scenario-dir", "--scenario", dest="scenario", metavar="DIR", type=Path, help="simulator run to score"
+            ),
+            "--scenario",
+        )
     p.add_argument("--data", type=Path, action="append", default=[], help="YOLO data.yaml to evaluate (repeatable)")
     p.add_argument("--split", default="val", help="split of each data.yaml")
 
 
 def _incident_args(p: argparse.ArgumentParser) -> None:
     _common(p)
-    p.add_argument("--scenario", type=Path, required=True, help="a folder rendered by the simulator")
+    hide_aliases(
+        p.add_argument(
+            "--scenario-dir",
+            "--scenario",
+            dest="scenario",
+            metavar="DIR",
+            type=Path,
+            required=True,
+            help="a folder rendered by `detector sim render`",
+        ),
+        "--scenario",
+    )
     p.add_argument("--target", help="a running service (default: start one with --config/--set)")
     p.add_argument("--config", type=Path, help="service YAML settings (the scenario's zones and rules)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
@@ -164,6 +194,8 @@ def _incident_args(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     command = args.bench_command
+    if getattr(args, "imgsz", 0) is None:  # as the service resolves model.imgsz: from the checkpoint
+        args.imgsz = resolve_imgsz(ModelSettings(weights=getattr(args, "weights", DEFAULT_WEIGHTS)))
     if command == "throughput":
         return _throughput(args)
     if command in ("incident-latency", "latency"):
@@ -178,7 +210,7 @@ def run(args: argparse.Namespace) -> int:
     if args.scenario:
         status = max(status, _incident(args))
     else:
-        print("detector bench all: incident latency skipped: needs --scenario DIR (see `bench incident-latency`)")
+        print("detector bench all: incident latency skipped: needs --scenario-dir DIR (see `bench incident-latency`)")
     return status
 
 
@@ -202,4 +234,4 @@ def _incident(args: argparse.Namespace) -> int:
 
 
 def _accuracy_needs() -> str:
-    return "needs --data PATH/data.yaml (a validation split, e.g. one `detector train` wrote) or --scenario DIR"
+    return "needs --data PATH/data.yaml (a validation split, e.g. one `detector train` wrote) or --scenario-dir DIR"

@@ -33,15 +33,6 @@ from detector.types import DeliveryMode, EvidenceKind, IncidentEvent
 SCENARIOS = ("market-street", "drone-patrol")
 # What cameras in the field record: pole cameras 1280x720 or more, drones 1920x1080 to 4K.
 FIELD_SIZES = {"market-street": (1280, 720), "drone-patrol": (1920, 1080)}
-# Tiles for a moving (drone) source, 1.5 times the model input: objects reach the model at 2/3 of their size in the
-# frame, the scale the real aerial stalls were learned at (640 px tiles trained at 416 px). At the demo's 640 px
-# input a 1920x1080 frame is 3 x 2 tiles of 960 px plus the whole-frame pass, instead of one pass at a third.
-TILE_OVER_INPUT = 1.5
-
-
-def drone_tiling(imgsz: int) -> dict[str, Any]:
-    tile = round(imgsz * TILE_OVER_INPUT)
-    return {"tile_px": tile, "overlap_px": round(tile / 5), "full_frame": True}
 
 
 @dataclass(frozen=True)
@@ -103,31 +94,15 @@ def ensure_rendered(settings: DemoSettings) -> dict[str, Path]:
 
 
 def demo_config(settings: DemoSettings, truths: dict[str, dict[str, Any]], data_dir: Path) -> ServiceConfig:
-    """Embedded defaults plus what a city would configure per source: zones and calibration, drone profile."""
-    sources: dict[str, Any] = {}
-    tiled: dict[str, Any] = {}
-    for truth in truths.values():
-        if truth["camera"] == "fixed":
-            sources[truth["source_id"]] = {
-                "dwell_s": truth["dwell_s"],
-                "zones": [
-                    {"id": z["id"], "polygon_px": z["polygon_px"], "prohibited_classes": z["prohibited_classes"]}
-                    for z in truth["zones"]
-                ],
-                "geo": {"calibration": {"control_points": truth["calibration"]["control_points"]}},
-            }
-        else:
-            sources[truth["source_id"]] = {
-                "camera": "moving",
-                "geo": {"camera_profile": {"name": "sim-drone", "focal_35mm_mm": 24.0}},
-            }
-            if settings.tile_drone:
-                tiled[truth["source_id"]] = drone_tiling(settings.imgsz)
+    """Embedded defaults plus what a city would configure per source: zones and calibration, drone profile
+    (the service.yaml that `detector sim render` writes, :mod:`detector.sim.service_config`)."""
+    from detector.sim.service_config import service_document
+
+    rules = service_document(truths.values(), settings.imgsz, tile_drones=settings.tile_drone)
     document = {
         "model": {"weights": str(settings.weights.resolve()), "device": "cpu", "imgsz": settings.imgsz},
         "store": {"data_dir": str(data_dir.resolve())},
-        "rules": {"sources": sources},
-        "tiling": {"sources": tiled},
+        **rules,
     }
     path = settings.out_dir / "demo-config.yaml"
     path.write_text(yaml.safe_dump(document, allow_unicode=True, sort_keys=False))

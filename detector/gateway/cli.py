@@ -25,10 +25,20 @@ if TYPE_CHECKING:
     from detector.gateway.summary import GatewaySummary
 
 
+EPILOG = """\
+example:
+  detector gateway --target 127.0.0.1:50051 --camera cam-7=rtsp://10.1.0.7:554/stream1 --json
+
+Ctrl-C (SIGINT) or SIGTERM stops it: frames still queued may be answered for drain_s, then the summary
+is printed (its stopped_by names the signal) and it exits 0."""
+
+
 def add_gateway_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add the ``gateway`` command to ``detector``'s sub-commands."""
     p: argparse.ArgumentParser = subparsers.add_parser(
-        "gateway", help="pull cameras (RTSP, HTTP, files) and stream them to the service, as an edge gateway"
+        "gateway",
+        help="pull cameras (RTSP, HTTP, files) and stream them to the service, as an edge gateway",
+        epilog=EPILOG,
     )
     p.add_argument(
         "--camera",
@@ -52,8 +62,9 @@ def add_gateway_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run_gateway(args: argparse.Namespace) -> int:
-    """Run until stopped; print the summary. 0: stopped normally; 1: the service refused the gateway; 2: bad
-    settings."""
+    """Run until stopped; print the summary. 0: stopped normally (SIGINT/Ctrl-C or SIGTERM are the normal way to
+    stop a gateway: it drains, prints the summary with ``stopped_by`` and exits 0); 1: the service refused the
+    gateway; 2: bad settings."""
     try:
         config = load_gateway_config(
             args.config,
@@ -64,7 +75,11 @@ def run_gateway(args: argparse.Namespace) -> int:
         print(f"detector gateway: {exc}", file=sys.stderr)
         return 2
     setup_logging(args.log_level, json_format=not args.log_text)
-    summary = asyncio.run(run_until_stopped(config, security_from_flags(args), args.duration))
+    try:
+        summary = asyncio.run(run_until_stopped(config, security_from_flags(args), args.duration))
+    except KeyboardInterrupt:  # Ctrl-C before the gateway's own handlers were in place: nothing was read yet
+        print("detector gateway: interrupted before it started", file=sys.stderr)
+        return 130
     print(json.dumps(summary.as_dict(), indent=2, ensure_ascii=False) if args.json else summary.text())
     return 0 if summary.error is None else 1
 
@@ -78,11 +93,18 @@ async def run_until_stopped(
 
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
+    stopped_by: list[str] = []
+
+    def stop_by(reason: str) -> None:
+        if not stop.is_set():
+            stopped_by.append(reason)
+        stop.set()
+
     for signum in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):  # not the main thread
-            loop.add_signal_handler(signum, stop.set)
+            loop.add_signal_handler(signum, stop_by, signal.Signals(signum).name)
     if duration_s is not None:
-        loop.call_later(max(duration_s, 0.0), stop.set)
+        loop.call_later(max(duration_s, 0.0), stop_by, "duration")
     metrics = GatewayMetrics()
     server = None
     if config.metrics_port:
@@ -90,7 +112,9 @@ async def run_until_stopped(
 
         server, _ = start_http_server(config.metrics_port, addr=config.metrics_host, registry=metrics.registry)
     try:
-        return await Gateway(config, security, metrics).run(stop)
+        summary = await Gateway(config, security, metrics).run(stop)
+        summary.stopped_by = stopped_by[0] if stopped_by else None
+        return summary
     finally:
         if server is not None:
             server.shutdown()

@@ -84,6 +84,7 @@ class GatewaySummary:
     service_failures: dict[str, int] = field(default_factory=dict)
     wall_s: float = 0.0
     error: str | None = None
+    stopped_by: str | None = None  # "SIGINT", "SIGTERM", "duration"; None: every camera ended, or an error
 
     def totals(self) -> CameraSummary:
         return _total(self.cameras)
@@ -105,13 +106,15 @@ class GatewaySummary:
             "service_failures": dict(self.service_failures),
             "wall_s": self.wall_s,
             "error": self.error,
+            "stopped_by": self.stopped_by,
         }
 
     def text(self) -> str:
         t = self.totals()
         lines = [
             f"gateway to {self.target}: {len(self.cameras)} camera(s) for {self.wall_s:.1f} s"
-            + ("" if self.error is None else f"; stopped: {self.error}"),
+            + ("" if self.error is None else f"; stopped: {self.error}")
+            + ("" if self.stopped_by is None else f"; stopped by {self.stopped_by}"),
             f"  service: {self.service_calls} call(s), {self.service_reconnects} reconnect(s)"
             + (f" ({_counts(self.service_failures)})" if self.service_failures else ""),
         ]

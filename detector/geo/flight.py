@@ -56,7 +56,7 @@ class FlightFrame:
     telemetry: Telemetry | None
 
 
-def flight_frames(video: Path, track: TelemetryTrack | None, every_s: float = 0.0) -> Iterator[FlightFrame]:
+def flight_frames(video: Path | str, track: TelemetryTrack | None, every_s: float = 0.0) -> Iterator[FlightFrame]:
     """The video's frames (at most one per ``every_s`` of video), each with the telemetry of its video time.
 
     Raises ``detector.ingest.video.VideoError`` when the file cannot be opened or decoded.

@@ -25,7 +25,7 @@ from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from detector.inference.engine import BatchTimings, Engine, ModelSettings
+from detector.inference.engine import BatchTimings, Engine
 from detector.inference.tiling import Tile, TilingPolicy, TilingSettings, merge_tiles
 from detector.ingest.queues import QueuesClosed, SourceQueues
 from detector.types import DeliveryMode, Detections, Frame
@@ -113,7 +113,7 @@ class InferenceCore:
     ) -> None:
         self.engine = engine
         self.settings = settings
-        self.tiling = tiling or TilingPolicy(TilingSettings(), imgsz=ModelSettings().imgsz)
+        self.tiling = tiling or TilingPolicy(TilingSettings(), imgsz=engine.imgsz)
         self._on_batch = on_batch
         self.queues: SourceQueues[_Job] = SourceQueues(settings.queue_size, on_drop)
         self._lock = self.queues.lock

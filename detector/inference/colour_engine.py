@@ -23,6 +23,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from detector.inference.engine import (
+    FALLBACK_IMGSZ,
     BatchTimings,
     Engine,
     EngineError,
@@ -57,6 +58,7 @@ class ColourBlobEngine(Engine):
         self._spec = spec
         self.name = spec.name
         self.settings = settings
+        self.imgsz = settings.imgsz or FALLBACK_IMGSZ  # it draws no letterbox; tiling's auto size reads this
         self.version = weights_version(settings.weights)
         self.class_names = [c.name for c in spec.classes]
         self.device = "cpu"

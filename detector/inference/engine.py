@@ -13,10 +13,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from detector.paths import DEFAULT_WEIGHTS, REPO_ROOT
 from detector.types import Detections, ImageArray
+
+MODEL_STRIDE = 32
+"""The largest stride of the YOLO models served: input sizes are multiples of it."""
+FALLBACK_IMGSZ = 640
+"""ultralytics' own default, for a checkpoint that does not say what it was trained at."""
 
 
 class EngineError(Exception):
@@ -39,17 +44,30 @@ class ModelSettings(BaseModel):
         REPO_ROOT / ".cache" / "engines", description="Where exported engines (ONNX) are cached, per weights hash."
     )
     device: str = Field("auto", description="'auto' (first CUDA GPU, else CPU), 'cpu', 'cuda' or 'cuda:N'.")
-    imgsz: int = Field(
-        416,
+    imgsz: int | None = Field(
+        None,
         ge=32,
         le=4096,
-        description="Model input size (longest side), pixels; the default model was trained at 416.",
+        description="Model input size (longest side), pixels, a multiple of 32 (the model's stride). None: the "
+        "size the checkpoint was trained at (its train_args, or an ONNX export's metadata); 416 for the default "
+        "model.",
     )
     conf: float = Field(0.25, ge=0.0, le=1.0, description="Minimum detection confidence.")
     iou: float = Field(0.7, ge=0.0, le=1.0, description="NMS IoU threshold.")
     max_det: int = Field(300, ge=1, description="Most detections per frame.")
     half: bool = Field(True, description="fp16 on CUDA (ignored on the CPU).")
     warmup_batch_sizes: list[int] = Field([1], description="Batch sizes run once at start-up before SERVING.")
+
+    @field_validator("imgsz")
+    @classmethod
+    def _stride_multiple(cls, value: int | None) -> int | None:
+        if value is not None and value % MODEL_STRIDE:
+            down, up = value - value % MODEL_STRIDE, value - value % MODEL_STRIDE + MODEL_STRIDE
+            raise ValueError(
+                f"imgsz {value} is not a multiple of {MODEL_STRIDE}, the model's stride: the letterbox pads the "
+                f"input up to a multiple of it, so {value} would not be the size that runs; use {down} or {up}"
+            )
+        return value
 
 
 @dataclass
@@ -81,6 +99,7 @@ class Engine(ABC):
     device: str  # the device it actually runs on, e.g. "cpu" or "cuda:0"
     backend: str
     settings: ModelSettings  # the ``model`` section it was built with
+    imgsz: int = FALLBACK_IMGSZ  # the input size it runs at: settings.imgsz, or the checkpoint's (resolve_imgsz)
 
     @abstractmethod
     def infer(self, images: Sequence[ImageArray]) -> tuple[list[Detections], BatchTimings]:
@@ -155,3 +174,49 @@ def weights_version(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()[:12]
+
+
+def checkpoint_imgsz(weights: Path) -> int | None:
+    """The input size a checkpoint was trained at: ``train_args["imgsz"]`` of an ultralytics .pt, the ``imgsz``
+    metadata of an ultralytics ONNX export; None when the file does not say (or cannot be read: loading it as a
+    model then says why)."""
+    try:
+        value = _stored_imgsz(weights)
+    except Exception:  # torch, pickle and onnxruntime raise many types for a damaged file
+        return None
+    if isinstance(value, list | tuple) and value:
+        value = max(int(v) for v in value)  # [h, w]: the longest side, as model.imgsz means it
+    return int(value) if isinstance(value, int | float) and value > 0 else None
+
+
+def _stored_imgsz(weights: Path) -> object:
+    value: object = None
+    if weights.suffix == ".pt":
+        import torch
+
+        from detector import yolo_env
+
+        yolo_env.prepare()  # the checkpoint pickles ultralytics' classes
+        checkpoint = torch.load(weights, map_location="cpu", weights_only=False)
+        args = checkpoint.get("train_args") if isinstance(checkpoint, dict) else None
+        value = args.get("imgsz") if isinstance(args, dict) else None
+    elif weights.suffix == ".onnx":
+        import ast
+
+        import onnxruntime
+
+        session = onnxruntime.InferenceSession(str(weights), providers=["CPUExecutionProvider"])
+        text = session.get_modelmeta().custom_metadata_map.get("imgsz")
+        value = ast.literal_eval(text) if text else None
+    return value
+
+
+def resolve_imgsz(settings: ModelSettings) -> int:
+    """``model.imgsz`` when set, else the size the checkpoint was trained at (rounded up to the stride), else
+    ultralytics' default."""
+    if settings.imgsz is not None:
+        return settings.imgsz
+    trained = checkpoint_imgsz(settings.weights) if settings.weights.is_file() else None
+    if trained is None:
+        return FALLBACK_IMGSZ
+    return -(-trained // MODEL_STRIDE) * MODEL_STRIDE

@@ -20,6 +20,7 @@ from detector.inference.engine import (
     EngineError,
     ModelSettings,
     register_engine,
+    resolve_imgsz,
     weights_version,
 )
 from detector.inference.letterbox import letterbox_batch, plan, unplace_boxes
@@ -38,8 +39,11 @@ def resolve_device(device: str) -> torch.device:
 
 
 class YoloEngine(Engine):
-    def __init__(self, settings: ModelSettings, backend: str, runs: Path | None = None) -> None:
-        """``runs``: the file actually loaded when it is not ``settings.weights`` (an export of it)."""
+    def __init__(
+        self, settings: ModelSettings, backend: str, runs: Path | None = None, imgsz: int | None = None
+    ) -> None:
+        """``runs``: the file actually loaded when it is not ``settings.weights`` (an export of it); ``imgsz``: the
+        input size, resolved by the caller (default: :func:`resolve_imgsz` of ``settings``)."""
         runs = runs or settings.weights
         if not runs.is_file():
             raise EngineError(f"weights file not found: {runs}")
@@ -56,6 +60,7 @@ class YoloEngine(Engine):
             raise EngineError(f"cannot load weights {runs}: {exc}") from exc
         self._model.eval()
         self.settings = settings
+        self.imgsz = imgsz if imgsz is not None else resolve_imgsz(settings)
         # An exported model has a fixed input size; the .pt one takes what the letterbox gives it.
         self._stride = max(int(self._model.stride), 32) if backend == "torch" else 32
         names = self._model.names
@@ -83,7 +88,7 @@ class YoloEngine(Engine):
         timings = BatchTimings()
         groups: dict[tuple[int, int], list[int]] = {}
         for i, im in enumerate(images):
-            _, canvas = plan((im.shape[0], im.shape[1]), self.settings.imgsz, self._stride)
+            _, canvas = plan((im.shape[0], im.shape[1]), self.imgsz, self._stride)
             groups.setdefault(canvas, []).append(i)
         by_index: dict[int, Detections] = {}
         for indices in groups.values():
@@ -92,7 +97,7 @@ class YoloEngine(Engine):
 
     def _infer_same_shape(self, images: Sequence[ImageArray], timings: BatchTimings) -> list[Detections]:
         t0 = time.perf_counter()
-        tensor, placements = letterbox_batch(images, self.settings.imgsz, self._stride, self._device, self._half)
+        tensor, placements = letterbox_batch(images, self.imgsz, self._stride, self._device, self._half)
         t1 = time.perf_counter()
         with torch.inference_mode():
             preds = self._model(tensor)
@@ -134,10 +139,11 @@ def _onnx_engine(settings: ModelSettings) -> Engine:
     weights = settings.weights
     if not weights.is_file():
         raise EngineError(f"weights file not found: {weights}")
+    imgsz = resolve_imgsz(settings)
     if weights.suffix == ".pt":
         from detector.inference.onnx_export import onnx_weights
 
-        weights = onnx_weights(weights, settings.imgsz, settings.export_dir)
+        weights = onnx_weights(weights, imgsz, settings.export_dir)
     elif weights.suffix != ".onnx":
         raise EngineError(f"the onnx backend needs an .onnx file or a .pt checkpoint to export, got {weights}")
-    return YoloEngine(settings, "onnx", runs=weights)
+    return YoloEngine(settings, "onnx", runs=weights, imgsz=imgsz)

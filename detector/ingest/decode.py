@@ -25,6 +25,7 @@ class RejectCode(Enum):
     INTERNAL = "INTERNAL"
     DROPPED = "DROPPED"
     RATE_LIMITED = "RATE_LIMITED"
+    PERMISSION_DENIED = "PERMISSION_DENIED"
 
 
 class FrameRejected(Exception):

@@ -1,4 +1,5 @@
-"""Read a video file as (video time in seconds, BGR frame), with PyAV."""
+"""Read a video file (or a URL PyAV opens: rtsp://, http(s)://, file://) as (video time in seconds, BGR frame),
+with PyAV."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ class VideoInfo:
     duration_s: float
 
 
-def probe(path: Path) -> VideoInfo:
+def probe(path: Path | str) -> VideoInfo:
     try:
         with av.open(str(path)) as container:
             stream = container.streams.video[0]
@@ -54,7 +55,7 @@ def read_images(folder: Path, fps: float) -> Iterator[tuple[float, ImageArray]]:
             yield i / fps, np.asarray(image, dtype=np.uint8)
 
 
-def read_frames(path: Path, every_s: float = 0.0) -> Iterator[tuple[float, ImageArray]]:
+def read_frames(path: Path | str, every_s: float = 0.0) -> Iterator[tuple[float, ImageArray]]:
     """Yield (video_time_s, image); with ``every_s`` > 0, at most one frame per that many seconds of video."""
     try:
         container = av.open(str(path))

@@ -21,6 +21,9 @@ from detector.geo.config import GeoZoneConfig, SourceGeo
 from detector.types import Severity
 
 RuleKind = Literal["dwell", "confirm"]
+NoZones = Literal["whole_view", "off"]
+WHOLE_VIEW_ZONE_ID = "whole-view"
+"""The zone id of a fixed camera's whole view, when it has no zones of its own (``no_zones: whole_view``)."""
 
 
 class _Strict(BaseModel):
@@ -45,7 +48,7 @@ def _category(classes: list[str], code: str, label: str, severity: Severity, rul
 
 
 def default_categories() -> dict[str, CategoryConfig]:
-    """The defaults of ARCHITECTURE.md (digital urban-management codes). ILLEGAL_STACKING has no class yet."""
+    """The defaults of docs/ARCHITECTURE.md (digital urban-management codes). ILLEGAL_STACKING has no class yet."""
     return {
         "ROAD_OCCUPYING_STALL": _category(["stall", "cart"], "200501", "无照经营游商", Severity.MEDIUM, "dwell"),
         "OUTSIDE_SHOP_TRADING": _category(["goods"], "200504", "店外经营", Severity.LOW, "dwell"),
@@ -178,6 +181,13 @@ class FixedCamera(_SourceRulesBase):
         default=None,
         description="(width, height) the zone polygons were drawn on; zones are scaled to the stream's size. "
         "None: polygons are in the stream's own pixels.",
+    )
+    no_zones: NoZones = Field(
+        default="whole_view",
+        description="A fixed camera with neither zones nor geo.zones: 'whole_view' (the default) makes its whole "
+        f"frame one prohibited zone (id '{WHOLE_VIEW_ZONE_ID}') for every dwell-rule class, so a stall that stays "
+        "dwell_s anywhere in view opens an incident; 'off' opens none (dwell classes need a zone). A city that "
+        "points cameras at streets where vending is banned gets incidents out of the box; draw zones to narrow it.",
     )
 
     @model_validator(mode="after")

@@ -3,7 +3,8 @@
 Each call to :meth:`RulesEngine.update` evaluates one frame of one source:
 
 1. Detections become :class:`Sighting` s: the class maps to a category, the confidence reaches the class's
-   threshold, and a dwell class stands (bottom-centre) in a zone that prohibits it. The rest are ignored.
+   threshold, and a dwell class stands (bottom-centre) in a zone that prohibits it (a fixed camera with no zones
+   at all has its whole view as one, ``no_zones: whole_view``). The rest are ignored.
 2. Sightings are associated with the source's open incidents and candidates by place (``Associator``), then
    with recently cleared incidents (reopen). A sighting overlapping a place already seen in this frame is a
    duplicate (e.g. a stall and its cart); any other starts a new candidate.
@@ -40,7 +41,15 @@ from detector.rules.confirm import KOfNSeconds, KOfNSecondsOrPasses
 from detector.rules.dwell import DwellClock
 from detector.rules.geo_place import place_associator
 from detector.rules.incident import IncidentTrack, OpeningRule, Status, TrackContext
-from detector.rules.zones import GeoAreaZone, Zone, build_geo_zones, build_zones, prohibiting_geo_zone, prohibiting_zone
+from detector.rules.zones import (
+    GeoAreaZone,
+    Zone,
+    build_geo_zones,
+    build_zones,
+    dwell_classes,
+    prohibiting_geo_zone,
+    prohibiting_zone,
+)
 from detector.types import Detections, EventType, GroundFixes, IncidentEvent
 
 AssociatorFactory = Callable[[SourceRules], Associator]
@@ -89,6 +98,7 @@ class RulesEngine:
         self.config = config
         self._class_names = list(class_names)
         self._category_of = config.category_of()
+        self._dwell_classes = dwell_classes(config)
         self._model_version = model_version
         self._associator_for = associator_for
         self._sources: dict[str, _SourceState] = {}
@@ -109,7 +119,11 @@ class RulesEngine:
         """
         state = self._state(source_id)
         if state.frame_size != frame_size:
-            state.zones = build_zones(state.rules, frame_size) if isinstance(state.rules, FixedCamera) else []
+            state.zones = (
+                build_zones(state.rules, frame_size, self._dwell_classes)
+                if isinstance(state.rules, FixedCamera)
+                else []
+            )
             state.frame_size = frame_size
         now = max(capture_ts, state.last_ts)
         state.last_ts = now

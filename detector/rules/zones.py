@@ -10,7 +10,7 @@ import numpy.typing as npt
 import shapely
 
 from detector.geo.config import GeoZoneConfig
-from detector.rules.config import FixedCamera, SourceRules, ZoneConfig
+from detector.rules.config import WHOLE_VIEW_ZONE_ID, FixedCamera, RulesConfig, SourceRules, ZoneConfig
 from detector.types import FloatArray, GeoPoint
 
 BoolArray = npt.NDArray[np.bool_]
@@ -41,8 +41,17 @@ class Zone:
         return np.asarray(shapely.intersects_xy(self._polygon, xy[:, 0], xy[:, 1]), dtype=np.bool_)
 
 
-def build_zones(rules: FixedCamera, frame_size: tuple[int, int]) -> list[Zone]:
-    """The source's zones in the pixels of a stream of ``frame_size`` (width, height)."""
+def uses_whole_view(rules: FixedCamera) -> bool:
+    """A fixed camera with no zone of any kind and ``no_zones: whole_view``: its whole frame is the zone."""
+    return rules.no_zones == "whole_view" and not rules.zones and not rules.geo.zones
+
+
+def build_zones(rules: FixedCamera, frame_size: tuple[int, int], dwell_classes: Iterable[str] = ()) -> list[Zone]:
+    """The source's zones in the pixels of a stream of ``frame_size`` (width, height); for a camera that
+    :func:`uses_whole_view`, the whole frame as one zone prohibiting ``dwell_classes``."""
+    if uses_whole_view(rules):
+        w, h = frame_size
+        return [Zone(WHOLE_VIEW_ZONE_ID, [(0, 0), (w, 0), (w, h), (0, h)], dwell_classes)]
     scale = (1.0, 1.0)
     if rules.zones_frame_size_px is not None:
         (drawn_w, drawn_h), (w, h) = rules.zones_frame_size_px, frame_size
@@ -86,3 +95,33 @@ def prohibiting_geo_zone(
         if location is not None:
             found[i] = next((z.id for z in zones if cls in z.prohibited and z.contains(location)), None)
     return found
+
+
+def dwell_classes(config: RulesConfig) -> list[str]:
+    """The classes of the categories that open by dwell (on a fixed camera)."""
+    return sorted(
+        cls for category in config.categories.values() if category.rule == "dwell" for cls in category.classes
+    )
+
+
+def zone_summary(config: RulesConfig, source: str, rules: SourceRules) -> str:
+    """One line for the start-up log: where this source's dwell classes (stalls, carts, goods) can open incidents."""
+    dwell = ", ".join(dwell_classes(config)) or "none"
+    if not isinstance(rules, FixedCamera):
+        where = f"{len(rules.geo.zones)} geo zone(s)" if rules.geo.zones else "anywhere"
+        return f"{source}: moving camera: every category opens by confirmation, {where}"
+    if uses_whole_view(rules):
+        return (
+            f"{source}: no zones configured, so the whole view is one prohibited zone ({WHOLE_VIEW_ZONE_ID!r}) for "
+            f"{dwell} (dwell {rules.dwell_s:g} s); draw rules.sources.<id>.zones to narrow it, or set no_zones: off"
+        )
+    if not rules.zones and not rules.geo.zones:
+        return f"{source}: no zones and no_zones: off: {dwell} never open incidents here (hazards still do)"
+    ids = [zone.id for zone in rules.zones] + [zone.id for zone in rules.geo.zones]
+    return f"{source}: {len(ids)} prohibited zone(s) ({', '.join(ids)}) for dwell (dwell {rules.dwell_s:g} s)"
+
+
+def zone_summaries(config: RulesConfig) -> list[str]:
+    """:func:`zone_summary` of every configured source, then of ``default_source`` (sources not listed)."""
+    lines = [zone_summary(config, source, rules) for source, rules in sorted(config.sources.items())]
+    return [*lines, zone_summary(config, "default_source (sources not listed)", config.default_source)]

@@ -47,7 +47,17 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     score.add_argument("--truth", required=True, type=Path, help="truth.json of the rendered scenario")
     score.add_argument("--events", required=True, type=Path, help="JSON lines from `detector subscribe --json`")
     score.add_argument("--out", type=Path, help="write the full score as JSON here")
-    score.add_argument("--start-ts", type=float, help="capture time (UNIX s) of frame 0, if replayed at another time")
+    score.add_argument(
+        "--start-ts",
+        type=float,
+        help="capture time (UNIX s) of frame 0, if replayed at another time: the first_capture_ts of "
+        "`detector replay --json` (default: the truth's start_ts)",
+    )
+    score.add_argument(
+        "--replay-summary",
+        type=Path,
+        help="the JSON that `detector replay --json` printed: its first_capture_ts is --start-ts",
+    )
     score.add_argument("--source", help="score only this source_id's events")
     score.add_argument("--dwell", type=float, help="the service's dwell_s (default: the truth's)")
     score.add_argument("--match-radius", type=float, default=5.0, help="metres an incident may be off (default 5)")
@@ -134,14 +144,32 @@ def _score(args: argparse.Namespace) -> int:
     from detector.sim.truth import Truth
 
     truth = Truth.load(args.truth)
+    start_ts = args.start_ts
+    if args.replay_summary is not None:
+        if start_ts is not None:
+            raise ValueError("give --start-ts or --replay-summary, not both")
+        start_ts = _first_capture_ts(args.replay_summary)
     settings = ScoreSettings(
-        dwell_s=args.dwell, match_radius_m=args.match_radius, start_ts=args.start_ts, source_id=args.source
+        dwell_s=args.dwell, match_radius_m=args.match_radius, start_ts=start_ts, source_id=args.source
     )
     report = Scorer(truth, settings).score(read_events(args.events))
+    for warning in report.warnings:
+        print(f"detector sim score: WARNING: {warning}", file=sys.stderr)
     if args.out is not None:
         args.out.write_text(json.dumps(report.to_dict(), indent=2))
     print(json.dumps(report.to_dict(), indent=2) if args.json else report.text())
     return 0
+
+
+def _first_capture_ts(path: Path) -> float:
+    try:
+        summary = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"--replay-summary {path}: not readable JSON ({exc})") from exc
+    value = summary.get("first_capture_ts") if isinstance(summary, dict) else None
+    if not isinstance(value, int | float):
+        raise ValueError(f"--replay-summary {path}: no first_capture_ts (the output of `detector replay --json`)")
+    return float(value)
 
 
 def _composites(args: argparse.Namespace) -> int:

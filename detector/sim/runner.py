@@ -1,4 +1,5 @@
-"""Render a named scenario to a folder: video.mp4, truth.json, flight.srt (drones) and preview.jpg.
+"""Render a named scenario to a folder: video.mp4, truth.json, flight.srt (drones), preview.jpg and service.yaml
+(the service settings for its source: zones and calibration, or the drone's camera profile).
 
 Example::
 
@@ -23,6 +24,7 @@ from detector.geo.srt import SrtCue, write_srt
 from detector.sim.effects import FrameEffects
 from detector.sim.render import ObjectBox, Renderer, clip_near
 from detector.sim.scenarios import SCENARIOS, Plan
+from detector.sim.service_config import service_document, write_service_yaml
 from detector.sim.truth import Truth, TruthBox, TruthFrame, TruthObject, span_s
 from detector.sim.video import Mp4Writer
 from detector.sim.views import FlightSettings, telemetry_cues
@@ -104,6 +106,35 @@ def _zones(plan: Plan, camera: PinholeCamera) -> list[dict[str, object]]:
     return [{"id": "no-vending", "polygon_px": polygon, "prohibited_classes": ZONE_CLASSES}]
 
 
+def _write_service_yaml(plan: Plan, truth: Truth, path: Path, imgsz: int | None) -> None:
+    """The rules a city would configure for this source, loadable with ``detector serve --config``."""
+    profile = None
+    if plan.flight is not None:
+        profile = plan.flight.settings.profile().model_dump(mode="json", exclude_defaults=True)
+        if imgsz is None:
+            from detector.inference.engine import ModelSettings, resolve_imgsz
+
+            imgsz = resolve_imgsz(ModelSettings())
+    described = {**truth.to_dict(), "frames": [], "objects": []}
+    document = service_document([described], imgsz, camera_profile=profile)
+    if plan.flight is not None:
+        what = "a drone: camera: moving, its camera profile, and tiles of its frames sized for model.imgsz " + str(
+            imgsz
+        )
+    else:
+        what = (
+            f"a pole camera: the no-vending zone over road and pavements as the camera sees it, dwell "
+            f"{truth.dwell_s:g} s, and the ground calibration (ground points of the scenario and their pixels)"
+        )
+    header = (
+        f"Service settings for the {plan.name} scenario's source {truth.source_id!r}, written by `detector sim "
+        f"render`:\n{what}.\n\n  detector serve --config {path.name}\n  detector replay video.mp4 --source-id "
+        f"{truth.source_id}{' --srt flight.srt' if plan.flight is not None else ''} --json   (note first_capture_ts)\n"
+        "  detector sim score --truth truth.json --events events.jsonl --start-ts <first_capture_ts>"
+    )
+    write_service_yaml(path, document, header)
+
+
 def _cue_dict(cue: SrtCue) -> dict[str, float | None]:
     return {name: getattr(cue, name) for name in _CUE_FIELDS}
 
@@ -138,8 +169,12 @@ def render_scenario(
     flight: FlightSettings | None = None,
     video: bool = True,
     progress: bool = True,
+    service_imgsz: int | None = None,
 ) -> RenderSummary:
-    """Render ``name`` into ``out_dir``; raises ValueError for an unknown scenario or impossible settings."""
+    """Render ``name`` into ``out_dir``; raises ValueError for an unknown scenario or impossible settings.
+
+    ``service_imgsz``: the model input the service.yaml's drone tiles are sized for (default: the committed
+    checkpoint's training size, what the service runs at by default)."""
     if name not in SCENARIOS:
         raise ValueError(f"unknown scenario {name!r}; known: {', '.join(sorted(SCENARIOS))}")
     plan = SCENARIOS[name](seed, minutes, flight)
@@ -155,7 +190,7 @@ def render_scenario(
                   plan.start_ts, plan.dwell_s, plan.world.anchor_lat, plan.world.anchor_lon,
                   objects=_truth_objects(plan), script=plan.script)  # fmt: skip
     classes = {o.id: o.cls for o in truth.objects}
-    files = ["truth.json", "preview.jpg"]
+    files = ["truth.json", "preview.jpg", "service.yaml"]
     cues: list[SrtCue] = []
     if plan.flight is not None:
         cues = telemetry_cues(plan.flight, plan.world, times, 1.0 / rate, plan.start_local, seed)
@@ -194,6 +229,7 @@ def render_scenario(
         if writer is not None:
             writer.close()
     truth.save(out_dir / "truth.json")
+    _write_service_yaml(plan, truth, out_dir / "service.yaml", service_imgsz)
     if best is not None:
         cv2.imwrite(str(out_dir / "preview.jpg"), draw_boxes(best[1], list(best[2]), classes))
     return RenderSummary(

@@ -21,6 +21,7 @@ from __future__ import annotations
 import bisect
 import math
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -89,6 +90,7 @@ class ScoreReport:
     objects: list[ObjectScore]
     incidents: list[IncidentScore]
     late_after_s: float
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def metrics(self) -> dict[str, Any]:
@@ -125,6 +127,7 @@ class ScoreReport:
             "metrics": self.metrics,
             "objects": [asdict(o) for o in self.objects],
             "incidents": [asdict(i) for i in self.incidents],
+            "warnings": list(self.warnings),
         }
 
     def text(self) -> str:
@@ -135,6 +138,7 @@ class ScoreReport:
 
         geo, ttl = m["geo_error_m"], m["time_to_open_s"]
         lines = [
+            *(f"WARNING: {w}" for w in self.warnings),
             f"incident score: {self.scenario} ({self.camera} camera), {m['expected']} incidents expected, "
             f"{m['incidents']} opened",
             f"  recall {num(m['recall'])} ({m['found']}/{m['expected']})   precision {num(m['precision'])}   "
@@ -159,6 +163,10 @@ class ScoreReport:
                 on = f" (object {i.object_id})" if i.object_id is not None else ""
                 lines.append(f"  {i.status.replace('_', ' ')}: {i.incident_id} {i.category} at {i.opened_s:.1f} s{on}")
         return "\n".join(lines)
+
+
+def _when(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _area(box: Box | None) -> float:
@@ -218,7 +226,24 @@ class Scorer:
                 objects[match].incidents.append(incident.incident_id)
             results.append(IncidentScore(incident.incident_id, incident.category, opened, match, status))
         return ScoreReport(self.truth.scenario, self.truth.camera, self.dwell_s, list(objects.values()), results,
-                           s.late_after_s)  # fmt: skip
+                           s.late_after_s, self.alignment_warnings(chosen))  # fmt: skip
+
+    def alignment_warnings(self, incidents: list[IncidentSeen]) -> list[str]:
+        """A warning when no incident falls in the truth's time window: the events' capture times (from the
+        service) and the truth's clock (``start_ts``: the replay's first capture time) do not line up, and every
+        incident would score as a false alarm or every object as missed."""
+        t0 = self.start_ts
+        t1 = t0 + self.truth.duration_s + self.settings.time_slack_s
+        if not incidents or any(t0 <= i.opened_ts <= t1 or t0 <= i.first_seen_ts <= t1 for i in incidents):
+            return []
+        first = min(i.first_seen_ts for i in incidents)
+        last = max(i.opened_ts for i in incidents)
+        return [
+            f"no event between {_when(t0)} and {_when(t1)} (the truth's {self.truth.duration_s:g} s from start "
+            f"{t0:.3f}): was the replay's first capture time {t0:.3f} aligned with the truth's start? The "
+            f"{len(incidents)} incident(s) were seen from {_when(first)} to {_when(last)}; pass --start-ts the "
+            "first_capture_ts that `detector replay --json` printed (or --replay-summary its JSON)"
+        ]
 
     def _object_score(self, o: TruthObject) -> ObjectScore:
         s = self.settings

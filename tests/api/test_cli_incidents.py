@@ -56,7 +56,7 @@ def test_subscribe_prints_json_lines_acks_and_incidents_lists_and_shows(tmp_path
     assert replayed.stdout.count("\n") == 2 and "#1 OPENED" in replayed.stdout and "#2 CLEARED" in replayed.stdout
 
     assert listed.returncode == 0 and opened["incident_id"] in listed.stdout and "opened×1" in listed.stdout
-    assert open_only.returncode == 0 and open_only.stdout == ""
+    assert open_only.returncode == 0 and open_only.stdout == "no incidents\n"
     incident = json.loads(shown.stdout)
     assert incident["incident_id"] == opened["incident_id"] and incident["state"] == "CLEARED_STATE"
     assert missing.returncode == 1 and "NOT_FOUND" in missing.stderr

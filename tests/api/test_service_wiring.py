@@ -79,10 +79,12 @@ def test_every_stage_runs_with_the_settings_print_config_prints(
 
 
 def test_print_config_has_one_default_per_setting() -> None:
-    """The model runs at the size it was trained at by default, wherever the default is read."""
-    from detector.inference.engine import ModelSettings
+    """The model runs at the size it was trained at by default, wherever the default is read: the default is
+    None ("the checkpoint's"), resolved from the checkpoint once, and 416 for the committed model."""
+    from detector.inference.engine import ModelSettings, resolve_imgsz
 
-    assert load_config(None, environ={}).model.imgsz == ModelSettings().imgsz == 416
+    assert load_config(None, environ={}).model.imgsz is None and ModelSettings().imgsz is None
+    assert resolve_imgsz(load_config(None, environ={}).model) == 416
 
 
 async def _list_services(channel: grpc.aio.Channel, version: str) -> tuple[set[str], rpb.ServerReflectionResponse]:

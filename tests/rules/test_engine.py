@@ -288,11 +288,27 @@ def test_sources_do_not_interfere() -> None:
     assert events_a[0].incident_id != events_b[0].incident_id
 
 
-def test_unlisted_source_has_no_zones_so_only_hazards_open() -> None:
-    engine = make_engine(source_id="configured")
+def test_a_source_without_zones_and_no_zones_off_opens_only_hazards() -> None:
+    config = RulesConfig(
+        sources={"configured": FixedCamera.model_validate({"zones": [ZONE]})},
+        default_source=FixedCamera.model_validate({"no_zones": "off"}),
+    )
+    engine = RulesEngine(config, CLASS_NAMES)
     garbage = Obj(box=(100.0, 100.0, 200.0, 200.0), cls="garbage", track_id=2)
     events = play(engine, timeline(5, 200.0, lambda ts: [Obj(), garbage]), source_id="elsewhere")
     assert [e.category for e in of_type(events, OPENED)] == ["EXPOSED_GARBAGE"]
+
+
+def test_a_source_without_zones_has_its_whole_view_as_one_zone_by_default() -> None:
+    engine = RulesEngine(RulesConfig(), CLASS_NAMES)  # the embedded default: no zones anywhere
+    garbage = Obj(box=(100.0, 100.0, 200.0, 200.0), cls="garbage", track_id=2)
+    corner = Obj(box=(0.0, 0.0, 120.0, 90.0), cls="goods", track_id=3)  # top-left corner: still in view
+    events = play(engine, timeline(5, 200.0, lambda ts: [Obj(), garbage, corner]), source_id="anywhere")
+    opened = {e.category: e for e in of_type(events, OPENED)}
+    assert set(opened) == {"EXPOSED_GARBAGE", "ROAD_OCCUPYING_STALL", "OUTSIDE_SHOP_TRADING"}
+    assert opened["ROAD_OCCUPYING_STALL"].zone_id == opened["OUTSIDE_SHOP_TRADING"].zone_id == "whole-view"
+    assert opened["ROAD_OCCUPYING_STALL"].last_seen_ts == 120.0, "the whole view still waits dwell_s"
+    assert opened["EXPOSED_GARBAGE"].zone_id == ""
 
 
 def test_stall_outside_the_zone_never_opens() -> None:

@@ -141,6 +141,19 @@ def test_events_and_truth_from_another_replay_time_align_with_start_ts() -> None
     assert score(shifted, start_ts=T0 + 5000).metrics["found"] == 1
 
 
+def test_events_outside_the_truths_time_window_are_warned_about() -> None:
+    shifted = [line("A", "stall", 10 + 5000, 131 + 5000, sequence=1, east_m=0.8)]
+    report = score(shifted)
+    (warning,) = report.warnings
+    assert warning.startswith("no event between 1970-01-12T13:46:40Z and 1970-01-12T13:56:50Z")
+    assert f"was the replay's first capture time {T0:.3f} aligned with the truth's start?" in warning
+    assert "first_capture_ts" in warning
+    assert report.text().startswith("WARNING: no event between")
+    assert report.to_dict()["warnings"] == [warning]
+    assert score(shifted, start_ts=T0 + 5000).warnings == []
+    assert score(EVENTS).warnings == [] and score([]).warnings == [], "no events at all: nothing to align"
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [("{not json", "line 1: not JSON"), ('[1, 2]', "line 1: expected a JSON object"),

@@ -34,6 +34,7 @@ class FrameErrorCode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     INTERNAL: _ClassVar[FrameErrorCode]
     DROPPED: _ClassVar[FrameErrorCode]
     RATE_LIMITED: _ClassVar[FrameErrorCode]
+    PERMISSION_DENIED: _ClassVar[FrameErrorCode]
 DELIVERY_MODE_UNSPECIFIED: DeliveryMode
 LIVE: DeliveryMode
 LOSSLESS: DeliveryMode
@@ -50,6 +51,7 @@ OUT_OF_ORDER: FrameErrorCode
 INTERNAL: FrameErrorCode
 DROPPED: FrameErrorCode
 RATE_LIMITED: FrameErrorCode
+PERMISSION_DENIED: FrameErrorCode
 
 class RawImage(_message.Message):
     __slots__ = ("width", "height", "pixel_format", "data")
