@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from detector.api.auth import AuthSettings
 from detector.api.console.settings import ConsoleSettings
+from detector.delivery.settings import DeliverySettings
 from detector.inference.batcher import BatchingSettings
 from detector.inference.engine import ModelSettings
 from detector.inference.tiling import TilingSettings
@@ -96,6 +97,10 @@ class ServiceConfig(_Section):
     rules: RulesConfig = Field(default_factory=RulesConfig, description="Incident categories and per-source rules.")
     console: ConsoleSettings = Field(
         default_factory=ConsoleSettings, description="Operator console on server.http_port: refresh, basemap."
+    )
+    delivery: DeliverySettings = Field(
+        default_factory=DeliverySettings,
+        description="Connectors delivering events (webhook, MQTT, NATS); none by default.",
     )
 
     @model_validator(mode="after")

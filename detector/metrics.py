@@ -110,6 +110,31 @@ class ServiceMetrics:
             ["name", "version", "backend", "device", "imgsz"],
             registry=r,
         )
+        # Delivery (detector/delivery/): per connector.
+        self.delivery_delivered = Counter(
+            "streetwatch_delivery_delivered", "Events delivered, by connector.", ["connector"], registry=r
+        )
+        self.delivery_failed = Counter(
+            "streetwatch_delivery_failed", "Failed delivery attempts, by connector.", ["connector"], registry=r
+        )
+        self.delivery_retries = Counter(
+            "streetwatch_delivery_retries", "Deliveries tried again, by connector.", ["connector"], registry=r
+        )
+        self.delivery_dead_letters = Counter(
+            "streetwatch_delivery_dead_letters", "Events dead-lettered, by connector.", ["connector"], registry=r
+        )
+        self.delivery_lag_events = Gauge(
+            "streetwatch_delivery_lag_events",
+            "Events in the log not yet delivered, by connector.",
+            ["connector"],
+            registry=r,
+        )
+        self.delivery_lag_seconds = Gauge(
+            "streetwatch_delivery_lag_seconds",
+            "Age of the oldest undelivered event (now minus its last_seen_ts), by connector.",
+            ["connector"],
+            registry=r,
+        )
 
     def set_model(self, name: str, version: str, backend: str, device: str, imgsz: int) -> None:
         self.model_info.clear()

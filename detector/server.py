@@ -23,6 +23,7 @@ from detector.api.ingest_service import IngestService
 from detector.api.metrics_http import MetricsHttp, start_metrics_http
 from detector.api.store_health import StoreHealth
 from detector.config import ServiceConfig
+from detector.delivery.runner import DeliveryRunner
 from detector.geo.stage import GeoStage
 from detector.incidents import EventWriter, EvidenceStage
 from detector.inference.batcher import BatchRecord, InferenceCore
@@ -67,6 +68,7 @@ class Service:
     _retry: asyncio.Task[None] | None = None
     _metrics_http: MetricsHttp | None = None
     console: ConsoleServer | None = None  # the operator console on server.http_port (console.port: bound)
+    delivery: DeliveryRunner | None = None  # the connectors of the delivery section (detector/delivery/)
     _stopped: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
@@ -102,6 +104,8 @@ class Service:
         for task in (self._maintenance, self._retry):
             if task is not None:
                 task.cancel()
+        if self.delivery is not None:
+            await self.delivery.stop()
         await self.writer.flush()
         self.store.close()
         self.decoder.shutdown(wait=False)
@@ -292,8 +296,26 @@ async def start_service(config: ServiceConfig, engine: Engine | None = None) -> 
     service._retry = asyncio.create_task(_retry_backlog(service))
     service._metrics_http = metrics_http
     service.console = console
+    service.delivery = await _start_delivery(config, store, rpc, metrics)
     await service._set_status(ServiceStatus.SERVING)
     return service
+
+
+async def _start_delivery(
+    config: ServiceConfig, store: IncidentStore, rpc: GrpcServer, metrics: ServiceMetrics
+) -> DeliveryRunner | None:
+    """The delivery runner, each connector reporting under its own health name ``streetwatch.delivery.<name>``."""
+    if not config.delivery.connectors:
+        return None
+
+    async def on_health(name: str, serving: bool) -> None:
+        await rpc.set_health(serving, names=(f"streetwatch.delivery.{name}",))
+
+    runner = DeliveryRunner(store, config.delivery, metrics=metrics, on_health=on_health)
+    for status in runner.status():
+        await on_health(status.name, True)
+    await runner.start()
+    return runner
 
 
 async def _restore(pipeline: FramePipeline, store: IncidentStore, store_health: StoreHealth, check: bool) -> None:

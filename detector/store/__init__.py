@@ -24,6 +24,7 @@ from detector.store.follow import follow_events
 from detector.store.model import (
     ANY_EVENT,
     SEVERITY_RANK,
+    DeadLetter,
     EventFilter,
     IncidentPage,
     IncidentRecord,
@@ -35,6 +36,7 @@ from detector.store.sqlite import SqliteStore
 __all__ = [
     "ANY_EVENT",
     "SEVERITY_RANK",
+    "DeadLetter",
     "DuplicateEvent",
     "EventFilter",
     "EvidenceCorrupt",

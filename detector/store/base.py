@@ -20,6 +20,7 @@ from typing import BinaryIO, Self, TypeVar
 from detector.store.config import StoreSettings
 from detector.store.model import (
     ANY_EVENT,
+    DeadLetter,
     EventFilter,
     IncidentPage,
     IncidentRecord,
@@ -73,6 +74,20 @@ class IncidentStore(ABC):
     @abstractmethod
     def get_offset(self, consumer: str) -> int:
         """The consumer's committed offset; 0 for a consumer never seen."""
+
+    # -- dead letters ---------------------------------------------------------------------------------------
+
+    @abstractmethod
+    def add_dead_letter(self, consumer: str, event_sequence: int, event_id: str, reason: str, attempts: int) -> None:
+        """Durably record that ``consumer`` gave up on an event; recording it again replaces reason and attempts."""
+
+    @abstractmethod
+    def dead_letters(self, consumer: str) -> list[DeadLetter]:
+        """The consumer's dead letters, in log order."""
+
+    @abstractmethod
+    def remove_dead_letter(self, consumer: str, event_sequence: int) -> bool:
+        """Forget one (after it was redelivered or dealt with); False when there was none."""
 
     # -- incidents ------------------------------------------------------------------------------------------
 

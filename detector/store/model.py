@@ -77,6 +77,18 @@ class IncidentPage:
 
 
 @dataclass(frozen=True)
+class DeadLetter:
+    """An event a consumer (a delivery connector) gave up on, with the last reason and how often it tried."""
+
+    consumer: str
+    event_sequence: int
+    event_id: str
+    reason: str
+    attempts: int
+    created_ts: float
+
+
+@dataclass(frozen=True)
 class RetentionReport:
     """What one ``apply_retention`` pass removed (the event log itself is never pruned)."""
 

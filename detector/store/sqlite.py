@@ -41,6 +41,7 @@ from detector.store.errors import (
 )
 from detector.store.model import (
     ANY_EVENT,
+    DeadLetter,
     EventFilter,
     IncidentPage,
     IncidentRecord,
@@ -228,6 +229,38 @@ class SqliteStore(IncidentStore):
                 .fetchone()
             )
             return 0 if row is None else int(row[0])
+
+    # -- dead letters ---------------------------------------------------------------------------------------
+
+    def add_dead_letter(self, consumer: str, event_sequence: int, event_id: str, reason: str, attempts: int) -> None:
+        if not consumer:
+            raise InvalidQuery("consumer name must not be empty")
+        with self._transaction("recording a dead letter") as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO dead_letters (consumer, event_sequence, event_id, reason, attempts, "
+                "created_ts) VALUES (?, ?, ?, ?, ?, ?)",
+                (consumer, event_sequence, event_id, reason, attempts, self._clock()),
+            )
+
+    def dead_letters(self, consumer: str) -> list[DeadLetter]:
+        with self._translated("reading dead letters"):
+            rows = (
+                self._reader()
+                .execute(
+                    "SELECT consumer, event_sequence, event_id, reason, attempts, created_ts FROM dead_letters "
+                    "WHERE consumer = ? ORDER BY event_sequence",
+                    (consumer,),
+                )
+                .fetchall()
+            )
+        return [DeadLetter(str(r[0]), int(r[1]), str(r[2]), str(r[3]), int(r[4]), float(r[5])) for r in rows]
+
+    def remove_dead_letter(self, consumer: str, event_sequence: int) -> bool:
+        with self._transaction("removing a dead letter") as conn:
+            cursor = conn.execute(
+                "DELETE FROM dead_letters WHERE consumer = ? AND event_sequence = ?", (consumer, event_sequence)
+            )
+            return cursor.rowcount > 0
 
     # -- incidents ------------------------------------------------------------------------------------------
 

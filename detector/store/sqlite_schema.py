@@ -84,6 +84,18 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE events ADD COLUMN source_pose TEXT",
         "ALTER TABLE events ADD COLUMN location_note TEXT NOT NULL DEFAULT ''",
     ),
+    # 3: delivery: events a consumer gave up on (one row per consumer and event).
+    (
+        """CREATE TABLE dead_letters (
+            consumer TEXT NOT NULL,
+            event_sequence INTEGER NOT NULL,
+            event_id TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            attempts INTEGER NOT NULL,
+            created_ts REAL NOT NULL,
+            PRIMARY KEY (consumer, event_sequence)
+        )""",
+    ),
 )
 
 LATEST_VERSION = len(MIGRATIONS)
