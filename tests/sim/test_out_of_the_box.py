@@ -14,16 +14,17 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from detector.config import load_config
-from detector.server import start_service
+from detector.server import Service, start_service
 from detector.sim.events import fold_events
 from detector.sim.runner import render_scenario
 from detector.sim.score import Scorer, ScoreSettings
 from detector.sim.truth import Truth
-from detector.types import EventType
+from detector.types import EventType, IncidentEvent
 
 pytestmark = pytest.mark.slow
 
@@ -35,14 +36,10 @@ def market_street(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def test_embedded_defaults_and_replay_open_a_stall_in_the_whole_view(
-    market_street: Path, tmp_path: Path, loop_thread
-) -> None:
-    config = load_config(None, environ={}, overrides=["server.port=0", f"store.data_dir={tmp_path / 'data'}"])
-    assert config.rules.sources == {} and config.model.imgsz is None, "the embedded defaults, as `make serve` runs"
-    service = loop_thread.run(start_service(config))
+def replayed(service: Service, market_street: Path, loop_thread: Any) -> tuple[dict[str, Any], list[IncidentEvent]]:
+    """`detector replay --json` of the clip, as its own process, against the running service; then its summary and
+    every event the service logged. The service is stopped either way."""
     try:
-        assert service.pipeline.core.engine.imgsz == 416, "the size the checkpoint was trained at"
         replay = subprocess.run(
             [sys.executable, "-m", "detector.cli", "replay", str(market_street / "video.mp4"), "--target",
              f"127.0.0.1:{service.port}", "--source-id", "market-street", "--json"],
@@ -53,8 +50,17 @@ def test_embedded_defaults_and_replay_open_a_stall_in_the_whole_view(
         events = service.store.read_events(0, 10_000)
     finally:
         loop_thread.run(service.stop(1))
+    return json.loads(replay.stdout), events
 
-    summary = json.loads(replay.stdout)
+
+def test_embedded_defaults_and_replay_open_a_stall_in_the_whole_view(
+    market_street: Path, tmp_path: Path, loop_thread
+) -> None:
+    config = load_config(None, environ={}, overrides=["server.port=0", f"store.data_dir={tmp_path / 'data'}"])
+    assert config.rules.sources == {} and config.model.imgsz is None, "the embedded defaults, as `make serve` runs"
+    service = loop_thread.run(start_service(config))
+    summary, events = replayed(service, market_street, loop_thread)
+    assert service.pipeline.core.engine.imgsz == 416, "the size the checkpoint was trained at"
     assert summary["frames_ok"] == summary["frames_sent"] == 120
     opened = [e for e in events if e.type is EventType.OPENED]
     stalls = [e for e in opened if e.category == "ROAD_OCCUPYING_STALL"]
@@ -81,17 +87,7 @@ def test_the_rendered_service_yaml_opens_stalls_in_its_no_vending_zone(
         overrides=["server.port=0", f"store.data_dir={tmp_path / 'data'}"],
     )
     service = loop_thread.run(start_service(config))
-    try:
-        replay = subprocess.run(
-            [sys.executable, "-m", "detector.cli", "replay", str(market_street / "video.mp4"), "--target",
-             f"127.0.0.1:{service.port}", "--source-id", "market-street", "--json"],
-            capture_output=True, text=True, timeout=600,
-        )  # fmt: skip
-        assert replay.returncode == 0, replay.stderr
-        loop_thread.run(service.writer.flush())
-        events = service.store.read_events(0, 10_000)
-    finally:
-        loop_thread.run(service.stop(1))
+    _, events = replayed(service, market_street, loop_thread)
     stalls = [e for e in events if e.type is EventType.OPENED and e.category == "ROAD_OCCUPYING_STALL"]
     assert stalls and {e.zone_id for e in stalls} == {"no-vending"}
     assert all(e.location is not None for e in stalls), "located by the rendered ground calibration"
