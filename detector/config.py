@@ -65,6 +65,12 @@ class ServerSettings(_Section):
     metrics_host: str | None = Field(
         None, description="Address of the /metrics listener; None = server.host. Needs a metrics token when auth is on."
     )
+
+    @property
+    def metrics_bind_host(self) -> str:
+        """Where /metrics listens: ``metrics_host``, else ``host``."""
+        return self.metrics_host or self.host
+
     max_inflight_per_stream: int = Field(
         16, ge=1, description="Frames of one stream accepted but not yet answered; more wait (flow control)."
     )

@@ -60,9 +60,6 @@ def service_ports(server: ServerSettings) -> list[tuple[str, str, int]]:
     """The ports ``detector serve`` listens on, as ``(setting, host, port)``: gRPC, metrics, and the console's
     HTTP port where the settings have one."""
     ports = [("server.port", server.host, server.port)]
-    metrics_host = str(getattr(server, "metrics_host", None) or server.host)
-    ports.append(("server.metrics_port", metrics_host, server.metrics_port))
-    http_port = getattr(server, "http_port", None)
-    if isinstance(http_port, int):
-        ports.append(("server.http_port", str(getattr(server, "http_host", None) or server.host), http_port))
+    ports.append(("server.metrics_port", server.metrics_bind_host, server.metrics_port))
+    ports.append(("server.http_port", server.host, server.http_port))
     return ports

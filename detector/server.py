@@ -251,7 +251,10 @@ async def start_service(config: ServiceConfig, engine: Engine | None = None) -> 
             decoder,
             metrics,
             store_health.set_writable,
-            observers=[health.observe] if health is not None else (),
+            observers=[
+                *([health.observe] if health is not None else []),
+                metrics.frame_observer(engine.class_names),
+            ],
         )
         await _restore(pipeline, store, store_health, config.store.check_on_start)
         console = None
@@ -280,7 +283,6 @@ async def start_service(config: ServiceConfig, engine: Engine | None = None) -> 
     metrics.store_backlog.set_function(lambda: writer.backlog)
     metrics.events_lost.set_function(lambda: writer.events_lost)
     metrics.set_model(engine.name, engine.version, engine.backend, engine.device, engine.imgsz)
-    pipeline.observers.append(metrics.frame_observer(engine.class_names))
     loaded = engine
     if loaded.device_memory_bytes() is not None:
         metrics.device_memory.set_function(lambda: loaded.device_memory_bytes() or 0.0)
@@ -288,8 +290,8 @@ async def start_service(config: ServiceConfig, engine: Engine | None = None) -> 
     metrics_http = None
     if s.metrics_port:  # on server.metrics_host, with a metrics token when auth is on (detector/api/metrics_http.py)
         metrics_http = start_metrics_http(s, config.auth, metrics.registry)
-        metrics_host = str(getattr(s, "metrics_host", None) or s.host)
-        url = f"http://{f'[{metrics_host}]' if ':' in metrics_host else metrics_host}:{s.metrics_port}/metrics"
+        host = metrics_http.host
+        url = f"http://{f'[{host}]' if ':' in host else host}:{s.metrics_port}/metrics"
         log.info("metrics at %s", url, extra={"metrics_url": url})
     service = Service(config, rpc, pipeline, metrics, decoder, port, store, store_health)
     service._maintenance = asyncio.create_task(_maintain(service))

@@ -71,7 +71,7 @@ def _protected(app: Callable[..., Iterable[bytes]], auth: AuthSettings) -> Calla
 
 def start_metrics_http(settings: ServerSettings, auth: AuthSettings, registry: CollectorRegistry) -> MetricsHttp:
     """Serve ``registry`` on ``metrics_host:metrics_port`` in a daemon thread (see the module docstring)."""
-    host = settings.metrics_host or settings.host
+    host = settings.metrics_bind_host
     app: Callable[..., Iterable[bytes]] = make_wsgi_app(registry)
     protected = auth.enabled and not auth.open_metrics
     if protected:
