@@ -182,11 +182,34 @@ class GroundFixes:
 
 
 class EventType(Enum):
-    """Incident lifecycle (case-system feedback states come later)."""
+    """What happened to an incident: its lifecycle, the case system's verdict, or (category ``STREAM_HEALTH``)
+    a source going down, degrading or coming back."""
 
     OPENED = "OPENED"
     UPDATED = "UPDATED"
     CLEARED = "CLEARED"
+    FEEDBACK = "FEEDBACK"  # the case system's verdict: ``case_state``, ``case_id``, ``note``
+    SOURCE_DOWN = "SOURCE_DOWN"  # no frame for ingest.stale_after_s; last_seen_ts is the last frame's capture time
+    SOURCE_UP = "SOURCE_UP"  # frames are back; clears the SOURCE_DOWN / SOURCE_DEGRADED incident
+    SOURCE_DEGRADED = "SOURCE_DEGRADED"  # frame rate below the source's expectation
+
+
+# The category of SOURCE_DOWN / SOURCE_UP / SOURCE_DEGRADED events: each outage is an incident of its own.
+STREAM_HEALTH = "STREAM_HEALTH"
+
+
+class CaseState(StrEnum):
+    """The case system's state of an incident (``Incidents.UpdateCase``, or a connector polling it)."""
+
+    FILED = "FILED"  # a case exists; ``case_id`` is its id (e.g. an Open311 service_request_id)
+    ACCEPTED = "ACCEPTED"
+    DISPATCHED = "DISPATCHED"
+    RESOLVED = "RESOLVED"  # closes the incident; seen again later, a new incident opens
+    REJECTED = "REJECTED"  # a false alarm: closes it and suppresses its category at its place for a while
+
+    @property
+    def closes(self) -> bool:
+        return self in (CaseState.RESOLVED, CaseState.REJECTED)
 
 
 @dataclass(frozen=True)
@@ -225,6 +248,9 @@ class IncidentEvent:
     sequence: int = 0
     source_pose: Telemetry | None = None  # the source's pose at first sight (drone telemetry, camera position)
     location_note: str = ""  # why ``location`` is None, or what it assumed (e.g. nadir)
+    case_state: CaseState | None = None  # FEEDBACK events: the verdict
+    case_id: str = ""  # FEEDBACK events: the case system's id for the case
+    note: str = ""  # the case system's note (FEEDBACK), or why the event was sent (e.g. the source is down)
 
     @property
     def duration_s(self) -> float:

@@ -13,6 +13,7 @@ from detector.api.client import timestamp
 from detector.api.convert import telemetry_from_proto, telemetry_to_proto
 from detector.store.model import EventFilter, IncidentRecord, IncidentState
 from detector.types import (
+    CaseState,
     EventType,
     Evidence,
     EvidenceKind,
@@ -23,7 +24,22 @@ from detector.types import (
 )
 
 _T = TypeVar("_T")
-_EVENT_TYPES = {EventType.OPENED: ipb.OPENED, EventType.UPDATED: ipb.UPDATED, EventType.CLEARED: ipb.CLEARED}
+_EVENT_TYPES = {
+    EventType.OPENED: ipb.OPENED,
+    EventType.UPDATED: ipb.UPDATED,
+    EventType.CLEARED: ipb.CLEARED,
+    EventType.FEEDBACK: ipb.FEEDBACK,
+    EventType.SOURCE_DOWN: ipb.SOURCE_DOWN,
+    EventType.SOURCE_UP: ipb.SOURCE_UP,
+    EventType.SOURCE_DEGRADED: ipb.SOURCE_DEGRADED,
+}
+_CASE_STATES = {
+    CaseState.FILED: ipb.FILED,
+    CaseState.ACCEPTED: ipb.ACCEPTED,
+    CaseState.DISPATCHED: ipb.DISPATCHED,
+    CaseState.RESOLVED: ipb.RESOLVED,
+    CaseState.REJECTED: ipb.REJECTED,
+}
 _METHODS = {
     LocationMethod.HOMOGRAPHY: ipb.HOMOGRAPHY,
     LocationMethod.DRONE_PROJECTION: ipb.DRONE_PROJECTION,
@@ -33,6 +49,18 @@ _STATES = {IncidentState.OPEN: ipb.OPEN, IncidentState.CLEARED: ipb.CLEARED_STAT
 _EVENT_TYPES_BACK: dict[int, EventType] = {int(v): k for k, v in _EVENT_TYPES.items()}
 _METHODS_BACK: dict[int, LocationMethod] = {int(v): k for k, v in _METHODS.items()}
 _STATES_BACK: dict[int, IncidentState] = {int(v): k for k, v in _STATES.items()}
+_CASE_STATES_BACK: dict[int, CaseState] = {int(v): k for k, v in _CASE_STATES.items()}
+
+
+def case_state_to_proto(state: CaseState | None) -> ipb.CaseState:
+    return ipb.CASE_STATE_UNSPECIFIED if state is None else _CASE_STATES[CaseState(state)]
+
+
+def case_state_from_proto(value: int) -> CaseState | None:
+    """None for unspecified; ValueError for a number this version does not know."""
+    if value == ipb.CASE_STATE_UNSPECIFIED:
+        return None
+    return _back(_CASE_STATES_BACK, value, "case state")
 
 
 def event_to_proto(event: IncidentEvent) -> ipb.IncidentEvent:
@@ -57,6 +85,9 @@ def event_to_proto(event: IncidentEvent) -> ipb.IncidentEvent:
         rule=event.rule,
         evidence=[ipb.EvidenceRef(kind=EvidenceKind(e.kind).value, sha256=e.sha256, uri=e.uri) for e in event.evidence],
         location_note=event.location_note,
+        case_state=case_state_to_proto(event.case_state),
+        case_id=event.case_id,
+        note=event.note,
     )
     if event.source_pose is not None:
         msg.source_pose.CopyFrom(telemetry_to_proto(event.source_pose))
@@ -99,6 +130,9 @@ def event_from_proto(msg: ipb.IncidentEvent) -> IncidentEvent:
         sequence=msg.sequence,
         source_pose=telemetry_from_proto(msg.source_pose) if msg.HasField("source_pose") else None,
         location_note=msg.location_note,
+        case_state=case_state_from_proto(msg.case_state),
+        case_id=msg.case_id,
+        note=msg.note,
     )
 
 
@@ -113,6 +147,8 @@ def record_to_proto(record: IncidentRecord) -> ipb.Incident:
         state=_STATES[record.state],
         opened_count=record.opened_count,
         last_event=event_to_proto(record.last_event),
+        case_state=case_state_to_proto(record.case_state),
+        case_id=record.case_id,
     )
 
 
@@ -123,6 +159,8 @@ def record_from_proto(msg: ipb.Incident) -> IncidentRecord:
         state=_back(_STATES_BACK, msg.state, "incident state"),
         opened_count=msg.opened_count,
         last_event=event_from_proto(msg.last_event),
+        case_state=case_state_from_proto(msg.case_state),
+        case_id=msg.case_id,
     )
 
 

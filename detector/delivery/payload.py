@@ -81,6 +81,9 @@ def event_to_dict(event: IncidentEvent) -> dict[str, Any]:
     if event.source_pose is not None:
         data["source_pose"] = _telemetry(event.source_pose)
     data["location_note"] = event.location_note
+    data["case_state"] = "CASE_STATE_UNSPECIFIED" if event.case_state is None else str(event.case_state)
+    data["case_id"] = event.case_id
+    data["note"] = event.note
     return data
 
 

@@ -28,7 +28,7 @@ from detector.store.model import (
     RetentionReport,
 )
 from detector.store.notify import AppendCallback, AppendNotifier
-from detector.types import Evidence, EvidenceKind, IncidentEvent
+from detector.types import CaseState, Evidence, EvidenceKind, IncidentEvent
 
 
 class IncidentStore(ABC):
@@ -107,6 +107,11 @@ class IncidentStore(ABC):
     @abstractmethod
     def open_incidents(self) -> list[IncidentRecord]:
         """Every incident not cleared, with its last event, so the rules can resume them after a restart."""
+
+    @abstractmethod
+    def incidents_with_case_state(self, state: CaseState, updated_after_ts: float) -> list[IncidentRecord]:
+        """Incidents whose latest verdict is ``state``, given after ``updated_after_ts`` (wall-clock seconds, as
+        the store recorded it), oldest verdict first; e.g. recent REJECTED ones, to suppress after a restart."""
 
     # -- evidence -------------------------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from detector.store.errors import InvalidEvent, InvalidQuery, StoreCorrupt
 from detector.store.model import IncidentRecord, IncidentState, severity_rank
 from detector.types import (
+    CaseState,
     EventType,
     Evidence,
     EvidenceKind,
@@ -53,6 +54,9 @@ EVENT_COLUMNS = (
     "recorded_ts",
     "source_pose",
     "location_note",
+    "case_state",
+    "case_id",
+    "note",
 )
 
 
@@ -88,6 +92,9 @@ def event_to_row(event: IncidentEvent, recorded_ts: float) -> dict[str, Any]:
         "recorded_ts": recorded_ts,
         "source_pose": _pose_json(event.source_pose),
         "location_note": event.location_note,
+        "case_state": "" if event.case_state is None else CaseState(event.case_state).value,
+        "case_id": event.case_id,
+        "note": event.note,
     }
 
 
@@ -136,6 +143,9 @@ def row_to_event(row: Row) -> IncidentEvent:
         sequence=int(row["sequence"]),
         source_pose=_pose(row["source_pose"]),
         location_note=row["location_note"],
+        case_state=CaseState(row["case_state"]) if row["case_state"] else None,
+        case_id=row["case_id"],
+        note=row["note"],
     )
 
 
@@ -160,6 +170,8 @@ def check_appendable(event: IncidentEvent) -> None:
         severity_rank(event.severity)
     except ValueError as exc:
         raise InvalidEvent(f"event {event.event_id}: {exc}") from None
+    if (event.type is EventType.FEEDBACK) != (event.case_state is not None):
+        raise InvalidEvent(f"event {event.event_id}: a FEEDBACK event, and only one, carries a case_state")
 
 
 def decode_event_row(row: Row) -> IncidentEvent:
@@ -169,6 +181,23 @@ def decode_event_row(row: Row) -> IncidentEvent:
         raise StoreCorrupt(f"event row {row['sequence']} does not decode: {exc}") from exc
 
 
+def incident_state_after(event: IncidentEvent, current: IncidentState | None) -> IncidentState:
+    """The incident's state once ``event`` is applied (``current`` is None for an incident not yet stored)."""
+    if event.type in (EventType.CLEARED, EventType.SOURCE_UP):
+        return IncidentState.CLEARED
+    if event.type is EventType.FEEDBACK:
+        assert event.case_state is not None
+        if CaseState(event.case_state).closes:
+            return IncidentState.CLEARED
+        return current if current is not None else IncidentState.OPEN
+    return IncidentState.OPEN
+
+
+def opens(event: IncidentEvent) -> bool:
+    """Whether ``event`` (re)opens its incident (counted in ``opened_count``)."""
+    return event.type in (EventType.OPENED, EventType.SOURCE_DOWN, EventType.SOURCE_DEGRADED)
+
+
 def decode_incident_row(row: Row) -> IncidentRecord:
     event = decode_event_row(row)
     return IncidentRecord(
@@ -176,6 +205,8 @@ def decode_incident_row(row: Row) -> IncidentRecord:
         state=IncidentState(row["incident_state"]),
         opened_count=int(row["opened_count"]),
         last_event=event,
+        case_state=CaseState(row["incident_case_state"]) if row["incident_case_state"] else None,
+        case_id=row["incident_case_id"],
     )
 
 

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import Enum
 
-from detector.types import IncidentEvent, Severity
+from detector.types import CaseState, IncidentEvent, Severity
 
 # The store ranks severities so that "at least high" is one comparison (the rank is a column beside the text).
 SEVERITY_RANK: dict[Severity, int] = {severity: rank for rank, severity in enumerate(Severity)}
@@ -68,6 +68,8 @@ class IncidentRecord:
     state: IncidentState
     opened_count: int  # 1 for a fresh incident, +1 each time the same incident reopens
     last_event: IncidentEvent
+    case_state: CaseState | None = None  # the case system's latest verdict (kept across later events)
+    case_id: str = ""  # the case system's id for the case, once it gave one
 
 
 @dataclass(frozen=True)

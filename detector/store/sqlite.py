@@ -28,6 +28,8 @@ from detector.store.codec import (
     decode_page_token,
     encode_page_token,
     event_to_row,
+    incident_state_after,
+    opens,
 )
 from detector.store.config import StoreSettings
 from detector.store.errors import (
@@ -56,7 +58,7 @@ from detector.store.sqlite_queries import (
     translate_error,
 )
 from detector.store.sqlite_schema import immediate_transaction, migrate
-from detector.types import EventType, Evidence, EvidenceKind, IncidentEvent
+from detector.types import CaseState, EventType, Evidence, EvidenceKind, IncidentEvent
 
 DB_FILENAME = "incidents.db"
 MAX_PAGE_SIZE = 1000
@@ -173,10 +175,14 @@ class SqliteStore(IncidentStore):
                     if "events.event_id" not in str(exc):
                         raise
                     raise DuplicateEvent(f"event {event.event_id} is already in the log") from exc
-                row["state"] = (
-                    IncidentState.CLEARED.value if event.type is EventType.CLEARED else IncidentState.OPEN.value
-                )
-                row["opened"] = 1 if event.type is EventType.OPENED else 0
+                current = None
+                if event.type is EventType.FEEDBACK:
+                    found = conn.execute(
+                        "SELECT state FROM incidents WHERE incident_id = ?", (event.incident_id,)
+                    ).fetchone()
+                    current = None if found is None else IncidentState(found[0])
+                row["state"] = incident_state_after(event, current).value
+                row["opened"] = 1 if opens(event) else 0
                 conn.execute(UPSERT_INCIDENT, row)
                 stored.append(numbered)
             conn.execute("UPDATE log_state SET last_sequence = ? WHERE id = 1", (stored[-1].sequence,))
@@ -298,6 +304,12 @@ class SqliteStore(IncidentStore):
             return [decode_incident_row(row) for row in rows]
 
     # -- evidence -------------------------------------------------------------------------------------------
+
+    def incidents_with_case_state(self, state: CaseState, updated_after_ts: float) -> list[IncidentRecord]:
+        sql = f"{SELECT_INCIDENT} WHERE i.case_state = ? AND i.case_updated_ts > ? ORDER BY i.case_updated_ts"
+        with self._translated("reading incidents by case state"):
+            rows = self._reader().execute(sql, (CaseState(state).value, updated_after_ts)).fetchall()
+            return [decode_incident_row(row) for row in rows]
 
     def put_evidence(self, kind: EvidenceKind, data: bytes) -> Evidence:
         kind = check_kind(kind)  # text from an untyped caller becomes the enum, or InvalidQuery

@@ -17,19 +17,25 @@ _SQLITE_NOTADB = 26
 INSERT_EVENT = f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES ({', '.join(':' + c for c in EVENT_COLUMNS)})"
 UPSERT_INCIDENT = """
 INSERT INTO incidents (incident_id, state, category, case_code, label, severity, severity_rank, source_id,
-    first_seen_ts, last_seen_ts, box, zone_id, location, last_sequence, opened_count, updated_ts)
+    first_seen_ts, last_seen_ts, box, zone_id, location, last_sequence, opened_count, updated_ts,
+    case_state, case_id, case_updated_ts)
 VALUES (:incident_id, :state, :category, :case_code, :label, :severity, :severity_rank, :source_id,
-    :first_seen_ts, :last_seen_ts, :box, :zone_id, :location, :sequence, :opened, :recorded_ts)
+    :first_seen_ts, :last_seen_ts, :box, :zone_id, :location, :sequence, :opened, :recorded_ts,
+    :case_state, :case_id, CASE WHEN :case_state = '' THEN NULL ELSE :recorded_ts END)
 ON CONFLICT (incident_id) DO UPDATE SET
     state = excluded.state, category = excluded.category, case_code = excluded.case_code,
     label = excluded.label, severity = excluded.severity, severity_rank = excluded.severity_rank,
     source_id = excluded.source_id,
     first_seen_ts = excluded.first_seen_ts, last_seen_ts = excluded.last_seen_ts, box = excluded.box,
     zone_id = excluded.zone_id, location = excluded.location, last_sequence = excluded.last_sequence,
-    opened_count = incidents.opened_count + excluded.opened_count, updated_ts = excluded.updated_ts
+    opened_count = incidents.opened_count + excluded.opened_count, updated_ts = excluded.updated_ts,
+    case_state = CASE WHEN excluded.case_state = '' THEN incidents.case_state ELSE excluded.case_state END,
+    case_id = CASE WHEN excluded.case_id = '' THEN incidents.case_id ELSE excluded.case_id END,
+    case_updated_ts = COALESCE(excluded.case_updated_ts, incidents.case_updated_ts)
 """
 SELECT_INCIDENT = """
-SELECT i.incident_no, i.state AS incident_state, i.opened_count, e.*
+SELECT i.incident_no, i.state AS incident_state, i.opened_count, i.case_state AS incident_case_state,
+    i.case_id AS incident_case_id, e.*
 FROM incidents AS i JOIN events AS e ON e.sequence = i.last_sequence
 """
 

@@ -96,6 +96,16 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             PRIMARY KEY (consumer, event_sequence)
         )""",
     ),
+    # 4: case feedback and stream health: the verdict on each event ('' = none) and the latest one per incident.
+    (
+        "ALTER TABLE events ADD COLUMN case_state TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE events ADD COLUMN case_id TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE events ADD COLUMN note TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE incidents ADD COLUMN case_state TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE incidents ADD COLUMN case_id TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE incidents ADD COLUMN case_updated_ts REAL",
+        "CREATE INDEX incidents_by_case_state ON incidents (case_state, case_updated_ts)",
+    ),
 )
 
 LATEST_VERSION = len(MIGRATIONS)

@@ -73,7 +73,8 @@ def test_a_database_from_before_geotagging_migrates_and_its_events_read_back(tmp
     conn.execute("CREATE TABLE schema_version (id INTEGER PRIMARY KEY, version INTEGER NOT NULL, migrated_ts REAL)")
     conn.execute("INSERT INTO schema_version VALUES (1, 1, 0)")
     old = replace(drone_event(), sequence=1, source_pose=None, location_note="")
-    row = {k: v for k, v in event_to_row(old, 5.0).items() if k not in ("source_pose", "location_note")}
+    later = ("source_pose", "location_note", "case_state", "case_id", "note")
+    row = {k: v for k, v in event_to_row(old, 5.0).items() if k not in later}
     conn.execute(f"INSERT INTO events ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})", list(row.values()))
     conn.execute("UPDATE log_state SET last_sequence = 1")
     conn.close()
@@ -86,4 +87,4 @@ def test_a_database_from_before_geotagging_migrates_and_its_events_read_back(tmp
     finally:
         store.close()
     with sqlite3.connect(tmp_path / DB_FILENAME) as check:
-        assert check.execute("SELECT version FROM schema_version").fetchone()[0] == LATEST_VERSION == 3
+        assert check.execute("SELECT version FROM schema_version").fetchone()[0] == LATEST_VERSION == 4

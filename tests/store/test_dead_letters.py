@@ -9,6 +9,7 @@ import pytest
 
 from detector.store import DeadLetter, IncidentStore, InvalidQuery, SqliteStore
 from detector.store.sqlite import DB_FILENAME
+from detector.store.sqlite_schema import MIGRATIONS
 from tests.store.factories import STORE_FACTORIES, FakeClock, make_event
 
 
@@ -47,12 +48,15 @@ def test_dead_letters_survive_a_reopen(backend: str, tmp_path: Path, clock: Fake
 
 
 def test_a_database_from_before_dead_letters_opens_and_gains_them(tmp_path: Path) -> None:
+    conn = sqlite3.connect(tmp_path / DB_FILENAME, isolation_level=None)  # as schema version 2 left it
+    for statements in MIGRATIONS[:2]:
+        for statement in statements:
+            conn.execute(statement)
+    conn.execute("CREATE TABLE schema_version (id INTEGER PRIMARY KEY, version INTEGER NOT NULL, migrated_ts REAL)")
+    conn.execute("INSERT INTO schema_version VALUES (1, 2, 0)")
+    conn.close()
     with SqliteStore(tmp_path) as store:
         (event,) = store.append([make_event()])
-    with sqlite3.connect(tmp_path / DB_FILENAME) as conn:  # as schema version 2 left it
-        conn.execute("DROP TABLE dead_letters")
-        conn.execute("UPDATE schema_version SET version = 2")
-    with SqliteStore(tmp_path) as store:
         assert store.last_sequence() == 1
         store.add_dead_letter("d", event.sequence, event.event_id, "HTTP 400", 2)
         assert len(store.dead_letters("d")) == 1

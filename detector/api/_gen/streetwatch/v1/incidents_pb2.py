@@ -26,43 +26,47 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from detector.api._gen.streetwatch.v1 import ingest_pb2 as streetwatch_dot_v1_dot_ingest__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1estreetwatch/v1/incidents.proto\x12\x0estreetwatch.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bstreetwatch/v1/ingest.proto\"h\n\x08Location\x12\x0b\n\x03lat\x18\x01 \x01(\x01\x12\x0b\n\x03lon\x18\x02 \x01(\x01\x12\x12\n\naccuracy_m\x18\x03 \x01(\x01\x12.\n\x06method\x18\x04 \x01(\x0e\x32\x1e.streetwatch.v1.LocationMethod\"8\n\x0b\x45videnceRef\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0e\n\x06sha256\x18\x02 \x01(\t\x12\x0b\n\x03uri\x18\x03 \x01(\t\"\xcb\x04\n\rIncidentEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x04\x12\x13\n\x0bincident_id\x18\x03 \x01(\t\x12\'\n\x04type\x18\x04 \x01(\x0e\x32\x19.streetwatch.v1.EventType\x12\x10\n\x08\x63\x61tegory\x18\x05 \x01(\t\x12\x11\n\tcase_code\x18\x06 \x01(\t\x12\r\n\x05label\x18\x07 \x01(\t\x12\x10\n\x08severity\x18\x08 \x01(\t\x12\x12\n\nconfidence\x18\t \x01(\x02\x12\x11\n\tsource_id\x18\n \x01(\t\x12.\n\nfirst_seen\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tlast_seen\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nduration_s\x18\r \x01(\x01\x12 \n\x03\x62ox\x18\x0e \x01(\x0b\x32\x13.streetwatch.v1.Box\x12\x0f\n\x07zone_id\x18\x0f \x01(\t\x12*\n\x08location\x18\x10 \x01(\x0b\x32\x18.streetwatch.v1.Location\x12-\n\x08\x65vidence\x18\x11 \x03(\x0b\x32\x1b.streetwatch.v1.EvidenceRef\x12\x15\n\rmodel_version\x18\x12 \x01(\t\x12\x0c\n\x04rule\x18\x13 \x01(\t\x12.\n\x0bsource_pose\x18\x14 \x01(\x0b\x32\x19.streetwatch.v1.Telemetry\x12\x15\n\rlocation_note\x18\x15 \x01(\t\"\x92\x01\n\x10SubscribeRequest\x12\x10\n\x08\x63onsumer\x18\x01 \x01(\t\x12\x1b\n\x0e\x61\x66ter_sequence\x18\x02 \x01(\x04H\x00\x88\x01\x01\x12\x12\n\ncategories\x18\x03 \x03(\t\x12\x12\n\nsource_ids\x18\x04 \x03(\t\x12\x14\n\x0cmin_severity\x18\x05 \x01(\tB\x11\n\x0f_after_sequence\"0\n\nAckRequest\x12\x10\n\x08\x63onsumer\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x04\")\n\x0b\x41\x63kResponse\x12\x1a\n\x12\x63ommitted_sequence\x18\x01 \x01(\x04\"\x96\x01\n\x08Incident\x12\x13\n\x0bincident_id\x18\x01 \x01(\t\x12,\n\x05state\x18\x02 \x01(\x0e\x32\x1d.streetwatch.v1.IncidentState\x12\x14\n\x0copened_count\x18\x03 \x01(\r\x12\x31\n\nlast_event\x18\x04 \x01(\x0b\x32\x1d.streetwatch.v1.IncidentEvent\")\n\x12GetIncidentRequest\x12\x13\n\x0bincident_id\x18\x01 \x01(\t\"\xa9\x01\n\x14ListIncidentsRequest\x12\x12\n\ncategories\x18\x01 \x03(\t\x12\x12\n\nsource_ids\x18\x02 \x03(\t\x12\x14\n\x0cmin_severity\x18\x03 \x01(\t\x12,\n\x05state\x18\x04 \x01(\x0e\x32\x1d.streetwatch.v1.IncidentState\x12\x11\n\tpage_size\x18\x05 \x01(\r\x12\x12\n\npage_token\x18\x06 \x01(\t\"]\n\x15ListIncidentsResponse\x12+\n\tincidents\x18\x01 \x03(\x0b\x32\x18.streetwatch.v1.Incident\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"$\n\x12GetEvidenceRequest\x12\x0e\n\x06sha256\x18\x01 \x01(\t\"\x1d\n\rEvidenceChunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c*M\n\tEventType\x12\x1a\n\x16\x45VENT_TYPE_UNSPECIFIED\x10\x00\x12\n\n\x06OPENED\x10\x01\x12\x0b\n\x07UPDATED\x10\x02\x12\x0b\n\x07\x43LEARED\x10\x03*i\n\x0eLocationMethod\x12\x1f\n\x1bLOCATION_METHOD_UNSPECIFIED\x10\x00\x12\x0e\n\nHOMOGRAPHY\x10\x01\x12\x14\n\x10\x44RONE_PROJECTION\x10\x02\x12\x10\n\x0cSOURCE_FIXED\x10\x03*L\n\rIncidentState\x12\x1e\n\x1aINCIDENT_STATE_UNSPECIFIED\x10\x00\x12\x08\n\x04OPEN\x10\x01\x12\x11\n\rCLEARED_STATE\x10\x02\x32\x9a\x03\n\tIncidents\x12N\n\tSubscribe\x12 .streetwatch.v1.SubscribeRequest\x1a\x1d.streetwatch.v1.IncidentEvent0\x01\x12>\n\x03\x41\x63k\x12\x1a.streetwatch.v1.AckRequest\x1a\x1b.streetwatch.v1.AckResponse\x12K\n\x0bGetIncident\x12\".streetwatch.v1.GetIncidentRequest\x1a\x18.streetwatch.v1.Incident\x12\\\n\rListIncidents\x12$.streetwatch.v1.ListIncidentsRequest\x1a%.streetwatch.v1.ListIncidentsResponse\x12R\n\x0bGetEvidence\x12\".streetwatch.v1.GetEvidenceRequest\x1a\x1d.streetwatch.v1.EvidenceChunk0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1estreetwatch/v1/incidents.proto\x12\x0estreetwatch.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bstreetwatch/v1/ingest.proto\"h\n\x08Location\x12\x0b\n\x03lat\x18\x01 \x01(\x01\x12\x0b\n\x03lon\x18\x02 \x01(\x01\x12\x12\n\naccuracy_m\x18\x03 \x01(\x01\x12.\n\x06method\x18\x04 \x01(\x0e\x32\x1e.streetwatch.v1.LocationMethod\"8\n\x0b\x45videnceRef\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0e\n\x06sha256\x18\x02 \x01(\t\x12\x0b\n\x03uri\x18\x03 \x01(\t\"\x99\x05\n\rIncidentEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x04\x12\x13\n\x0bincident_id\x18\x03 \x01(\t\x12\'\n\x04type\x18\x04 \x01(\x0e\x32\x19.streetwatch.v1.EventType\x12\x10\n\x08\x63\x61tegory\x18\x05 \x01(\t\x12\x11\n\tcase_code\x18\x06 \x01(\t\x12\r\n\x05label\x18\x07 \x01(\t\x12\x10\n\x08severity\x18\x08 \x01(\t\x12\x12\n\nconfidence\x18\t \x01(\x02\x12\x11\n\tsource_id\x18\n \x01(\t\x12.\n\nfirst_seen\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tlast_seen\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nduration_s\x18\r \x01(\x01\x12 \n\x03\x62ox\x18\x0e \x01(\x0b\x32\x13.streetwatch.v1.Box\x12\x0f\n\x07zone_id\x18\x0f \x01(\t\x12*\n\x08location\x18\x10 \x01(\x0b\x32\x18.streetwatch.v1.Location\x12-\n\x08\x65vidence\x18\x11 \x03(\x0b\x32\x1b.streetwatch.v1.EvidenceRef\x12\x15\n\rmodel_version\x18\x12 \x01(\t\x12\x0c\n\x04rule\x18\x13 \x01(\t\x12.\n\x0bsource_pose\x18\x14 \x01(\x0b\x32\x19.streetwatch.v1.Telemetry\x12\x15\n\rlocation_note\x18\x15 \x01(\t\x12-\n\ncase_state\x18\x16 \x01(\x0e\x32\x19.streetwatch.v1.CaseState\x12\x0f\n\x07\x63\x61se_id\x18\x17 \x01(\t\x12\x0c\n\x04note\x18\x18 \x01(\t\"\x92\x01\n\x10SubscribeRequest\x12\x10\n\x08\x63onsumer\x18\x01 \x01(\t\x12\x1b\n\x0e\x61\x66ter_sequence\x18\x02 \x01(\x04H\x00\x88\x01\x01\x12\x12\n\ncategories\x18\x03 \x03(\t\x12\x12\n\nsource_ids\x18\x04 \x03(\t\x12\x14\n\x0cmin_severity\x18\x05 \x01(\tB\x11\n\x0f_after_sequence\"0\n\nAckRequest\x12\x10\n\x08\x63onsumer\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x04\")\n\x0b\x41\x63kResponse\x12\x1a\n\x12\x63ommitted_sequence\x18\x01 \x01(\x04\"\xd6\x01\n\x08Incident\x12\x13\n\x0bincident_id\x18\x01 \x01(\t\x12,\n\x05state\x18\x02 \x01(\x0e\x32\x1d.streetwatch.v1.IncidentState\x12\x14\n\x0copened_count\x18\x03 \x01(\r\x12\x31\n\nlast_event\x18\x04 \x01(\x0b\x32\x1d.streetwatch.v1.IncidentEvent\x12-\n\ncase_state\x18\x05 \x01(\x0e\x32\x19.streetwatch.v1.CaseState\x12\x0f\n\x07\x63\x61se_id\x18\x06 \x01(\t\"q\n\x11UpdateCaseRequest\x12\x13\n\x0bincident_id\x18\x01 \x01(\t\x12(\n\x05state\x18\x02 \x01(\x0e\x32\x19.streetwatch.v1.CaseState\x12\x0f\n\x07\x63\x61se_id\x18\x03 \x01(\t\x12\x0c\n\x04note\x18\x04 \x01(\t\")\n\x12GetIncidentRequest\x12\x13\n\x0bincident_id\x18\x01 \x01(\t\"\xa9\x01\n\x14ListIncidentsRequest\x12\x12\n\ncategories\x18\x01 \x03(\t\x12\x12\n\nsource_ids\x18\x02 \x03(\t\x12\x14\n\x0cmin_severity\x18\x03 \x01(\t\x12,\n\x05state\x18\x04 \x01(\x0e\x32\x1d.streetwatch.v1.IncidentState\x12\x11\n\tpage_size\x18\x05 \x01(\r\x12\x12\n\npage_token\x18\x06 \x01(\t\"]\n\x15ListIncidentsResponse\x12+\n\tincidents\x18\x01 \x03(\x0b\x32\x18.streetwatch.v1.Incident\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"$\n\x12GetEvidenceRequest\x12\x0e\n\x06sha256\x18\x01 \x01(\t\"\x1d\n\rEvidenceChunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c*\x90\x01\n\tEventType\x12\x1a\n\x16\x45VENT_TYPE_UNSPECIFIED\x10\x00\x12\n\n\x06OPENED\x10\x01\x12\x0b\n\x07UPDATED\x10\x02\x12\x0b\n\x07\x43LEARED\x10\x03\x12\x0c\n\x08\x46\x45\x45\x44\x42\x41\x43K\x10\x04\x12\x0f\n\x0bSOURCE_DOWN\x10\x05\x12\r\n\tSOURCE_UP\x10\x06\x12\x13\n\x0fSOURCE_DEGRADED\x10\x07*l\n\tCaseState\x12\x1a\n\x16\x43\x41SE_STATE_UNSPECIFIED\x10\x00\x12\t\n\x05\x46ILED\x10\x01\x12\x0c\n\x08\x41\x43\x43\x45PTED\x10\x02\x12\x0e\n\nDISPATCHED\x10\x03\x12\x0c\n\x08RESOLVED\x10\x04\x12\x0c\n\x08REJECTED\x10\x05*i\n\x0eLocationMethod\x12\x1f\n\x1bLOCATION_METHOD_UNSPECIFIED\x10\x00\x12\x0e\n\nHOMOGRAPHY\x10\x01\x12\x14\n\x10\x44RONE_PROJECTION\x10\x02\x12\x10\n\x0cSOURCE_FIXED\x10\x03*L\n\rIncidentState\x12\x1e\n\x1aINCIDENT_STATE_UNSPECIFIED\x10\x00\x12\x08\n\x04OPEN\x10\x01\x12\x11\n\rCLEARED_STATE\x10\x02\x32\xe5\x03\n\tIncidents\x12N\n\tSubscribe\x12 .streetwatch.v1.SubscribeRequest\x1a\x1d.streetwatch.v1.IncidentEvent0\x01\x12>\n\x03\x41\x63k\x12\x1a.streetwatch.v1.AckRequest\x1a\x1b.streetwatch.v1.AckResponse\x12K\n\x0bGetIncident\x12\".streetwatch.v1.GetIncidentRequest\x1a\x18.streetwatch.v1.Incident\x12\\\n\rListIncidents\x12$.streetwatch.v1.ListIncidentsRequest\x1a%.streetwatch.v1.ListIncidentsResponse\x12R\n\x0bGetEvidence\x12\".streetwatch.v1.GetEvidenceRequest\x1a\x1d.streetwatch.v1.EvidenceChunk0\x01\x12I\n\nUpdateCase\x12!.streetwatch.v1.UpdateCaseRequest\x1a\x18.streetwatch.v1.Incidentb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'streetwatch.v1.incidents_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_EVENTTYPE']._serialized_start=1640
-  _globals['_EVENTTYPE']._serialized_end=1717
-  _globals['_LOCATIONMETHOD']._serialized_start=1719
-  _globals['_LOCATIONMETHOD']._serialized_end=1824
-  _globals['_INCIDENTSTATE']._serialized_start=1826
-  _globals['_INCIDENTSTATE']._serialized_end=1902
+  _globals['_EVENTTYPE']._serialized_start=1898
+  _globals['_EVENTTYPE']._serialized_end=2042
+  _globals['_CASESTATE']._serialized_start=2044
+  _globals['_CASESTATE']._serialized_end=2152
+  _globals['_LOCATIONMETHOD']._serialized_start=2154
+  _globals['_LOCATIONMETHOD']._serialized_end=2259
+  _globals['_INCIDENTSTATE']._serialized_start=2261
+  _globals['_INCIDENTSTATE']._serialized_end=2337
   _globals['_LOCATION']._serialized_start=112
   _globals['_LOCATION']._serialized_end=216
   _globals['_EVIDENCEREF']._serialized_start=218
   _globals['_EVIDENCEREF']._serialized_end=274
   _globals['_INCIDENTEVENT']._serialized_start=277
-  _globals['_INCIDENTEVENT']._serialized_end=864
-  _globals['_SUBSCRIBEREQUEST']._serialized_start=867
-  _globals['_SUBSCRIBEREQUEST']._serialized_end=1013
-  _globals['_ACKREQUEST']._serialized_start=1015
-  _globals['_ACKREQUEST']._serialized_end=1063
-  _globals['_ACKRESPONSE']._serialized_start=1065
-  _globals['_ACKRESPONSE']._serialized_end=1106
-  _globals['_INCIDENT']._serialized_start=1109
-  _globals['_INCIDENT']._serialized_end=1259
-  _globals['_GETINCIDENTREQUEST']._serialized_start=1261
-  _globals['_GETINCIDENTREQUEST']._serialized_end=1302
-  _globals['_LISTINCIDENTSREQUEST']._serialized_start=1305
-  _globals['_LISTINCIDENTSREQUEST']._serialized_end=1474
-  _globals['_LISTINCIDENTSRESPONSE']._serialized_start=1476
-  _globals['_LISTINCIDENTSRESPONSE']._serialized_end=1569
-  _globals['_GETEVIDENCEREQUEST']._serialized_start=1571
-  _globals['_GETEVIDENCEREQUEST']._serialized_end=1607
-  _globals['_EVIDENCECHUNK']._serialized_start=1609
-  _globals['_EVIDENCECHUNK']._serialized_end=1638
-  _globals['_INCIDENTS']._serialized_start=1905
-  _globals['_INCIDENTS']._serialized_end=2315
+  _globals['_INCIDENTEVENT']._serialized_end=942
+  _globals['_SUBSCRIBEREQUEST']._serialized_start=945
+  _globals['_SUBSCRIBEREQUEST']._serialized_end=1091
+  _globals['_ACKREQUEST']._serialized_start=1093
+  _globals['_ACKREQUEST']._serialized_end=1141
+  _globals['_ACKRESPONSE']._serialized_start=1143
+  _globals['_ACKRESPONSE']._serialized_end=1184
+  _globals['_INCIDENT']._serialized_start=1187
+  _globals['_INCIDENT']._serialized_end=1401
+  _globals['_UPDATECASEREQUEST']._serialized_start=1403
+  _globals['_UPDATECASEREQUEST']._serialized_end=1516
+  _globals['_GETINCIDENTREQUEST']._serialized_start=1518
+  _globals['_GETINCIDENTREQUEST']._serialized_end=1559
+  _globals['_LISTINCIDENTSREQUEST']._serialized_start=1562
+  _globals['_LISTINCIDENTSREQUEST']._serialized_end=1731
+  _globals['_LISTINCIDENTSRESPONSE']._serialized_start=1733
+  _globals['_LISTINCIDENTSRESPONSE']._serialized_end=1826
+  _globals['_GETEVIDENCEREQUEST']._serialized_start=1828
+  _globals['_GETEVIDENCEREQUEST']._serialized_end=1864
+  _globals['_EVIDENCECHUNK']._serialized_start=1866
+  _globals['_EVIDENCECHUNK']._serialized_end=1895
+  _globals['_INCIDENTS']._serialized_start=2340
+  _globals['_INCIDENTS']._serialized_end=2825
 # @@protoc_insertion_point(module_scope)

@@ -17,6 +17,19 @@ class EventType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     OPENED: _ClassVar[EventType]
     UPDATED: _ClassVar[EventType]
     CLEARED: _ClassVar[EventType]
+    FEEDBACK: _ClassVar[EventType]
+    SOURCE_DOWN: _ClassVar[EventType]
+    SOURCE_UP: _ClassVar[EventType]
+    SOURCE_DEGRADED: _ClassVar[EventType]
+
+class CaseState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CASE_STATE_UNSPECIFIED: _ClassVar[CaseState]
+    FILED: _ClassVar[CaseState]
+    ACCEPTED: _ClassVar[CaseState]
+    DISPATCHED: _ClassVar[CaseState]
+    RESOLVED: _ClassVar[CaseState]
+    REJECTED: _ClassVar[CaseState]
 
 class LocationMethod(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -34,6 +47,16 @@ EVENT_TYPE_UNSPECIFIED: EventType
 OPENED: EventType
 UPDATED: EventType
 CLEARED: EventType
+FEEDBACK: EventType
+SOURCE_DOWN: EventType
+SOURCE_UP: EventType
+SOURCE_DEGRADED: EventType
+CASE_STATE_UNSPECIFIED: CaseState
+FILED: CaseState
+ACCEPTED: CaseState
+DISPATCHED: CaseState
+RESOLVED: CaseState
+REJECTED: CaseState
 LOCATION_METHOD_UNSPECIFIED: LocationMethod
 HOMOGRAPHY: LocationMethod
 DRONE_PROJECTION: LocationMethod
@@ -65,7 +88,7 @@ class EvidenceRef(_message.Message):
     def __init__(self, kind: _Optional[str] = ..., sha256: _Optional[str] = ..., uri: _Optional[str] = ...) -> None: ...
 
 class IncidentEvent(_message.Message):
-    __slots__ = ("event_id", "sequence", "incident_id", "type", "category", "case_code", "label", "severity", "confidence", "source_id", "first_seen", "last_seen", "duration_s", "box", "zone_id", "location", "evidence", "model_version", "rule", "source_pose", "location_note")
+    __slots__ = ("event_id", "sequence", "incident_id", "type", "category", "case_code", "label", "severity", "confidence", "source_id", "first_seen", "last_seen", "duration_s", "box", "zone_id", "location", "evidence", "model_version", "rule", "source_pose", "location_note", "case_state", "case_id", "note")
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     INCIDENT_ID_FIELD_NUMBER: _ClassVar[int]
@@ -87,6 +110,9 @@ class IncidentEvent(_message.Message):
     RULE_FIELD_NUMBER: _ClassVar[int]
     SOURCE_POSE_FIELD_NUMBER: _ClassVar[int]
     LOCATION_NOTE_FIELD_NUMBER: _ClassVar[int]
+    CASE_STATE_FIELD_NUMBER: _ClassVar[int]
+    CASE_ID_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
     event_id: str
     sequence: int
     incident_id: str
@@ -108,7 +134,10 @@ class IncidentEvent(_message.Message):
     rule: str
     source_pose: _ingest_pb2.Telemetry
     location_note: str
-    def __init__(self, event_id: _Optional[str] = ..., sequence: _Optional[int] = ..., incident_id: _Optional[str] = ..., type: _Optional[_Union[EventType, str]] = ..., category: _Optional[str] = ..., case_code: _Optional[str] = ..., label: _Optional[str] = ..., severity: _Optional[str] = ..., confidence: _Optional[float] = ..., source_id: _Optional[str] = ..., first_seen: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_seen: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., duration_s: _Optional[float] = ..., box: _Optional[_Union[_ingest_pb2.Box, _Mapping]] = ..., zone_id: _Optional[str] = ..., location: _Optional[_Union[Location, _Mapping]] = ..., evidence: _Optional[_Iterable[_Union[EvidenceRef, _Mapping]]] = ..., model_version: _Optional[str] = ..., rule: _Optional[str] = ..., source_pose: _Optional[_Union[_ingest_pb2.Telemetry, _Mapping]] = ..., location_note: _Optional[str] = ...) -> None: ...
+    case_state: CaseState
+    case_id: str
+    note: str
+    def __init__(self, event_id: _Optional[str] = ..., sequence: _Optional[int] = ..., incident_id: _Optional[str] = ..., type: _Optional[_Union[EventType, str]] = ..., category: _Optional[str] = ..., case_code: _Optional[str] = ..., label: _Optional[str] = ..., severity: _Optional[str] = ..., confidence: _Optional[float] = ..., source_id: _Optional[str] = ..., first_seen: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_seen: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., duration_s: _Optional[float] = ..., box: _Optional[_Union[_ingest_pb2.Box, _Mapping]] = ..., zone_id: _Optional[str] = ..., location: _Optional[_Union[Location, _Mapping]] = ..., evidence: _Optional[_Iterable[_Union[EvidenceRef, _Mapping]]] = ..., model_version: _Optional[str] = ..., rule: _Optional[str] = ..., source_pose: _Optional[_Union[_ingest_pb2.Telemetry, _Mapping]] = ..., location_note: _Optional[str] = ..., case_state: _Optional[_Union[CaseState, str]] = ..., case_id: _Optional[str] = ..., note: _Optional[str] = ...) -> None: ...
 
 class SubscribeRequest(_message.Message):
     __slots__ = ("consumer", "after_sequence", "categories", "source_ids", "min_severity")
@@ -139,16 +168,32 @@ class AckResponse(_message.Message):
     def __init__(self, committed_sequence: _Optional[int] = ...) -> None: ...
 
 class Incident(_message.Message):
-    __slots__ = ("incident_id", "state", "opened_count", "last_event")
+    __slots__ = ("incident_id", "state", "opened_count", "last_event", "case_state", "case_id")
     INCIDENT_ID_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     OPENED_COUNT_FIELD_NUMBER: _ClassVar[int]
     LAST_EVENT_FIELD_NUMBER: _ClassVar[int]
+    CASE_STATE_FIELD_NUMBER: _ClassVar[int]
+    CASE_ID_FIELD_NUMBER: _ClassVar[int]
     incident_id: str
     state: IncidentState
     opened_count: int
     last_event: IncidentEvent
-    def __init__(self, incident_id: _Optional[str] = ..., state: _Optional[_Union[IncidentState, str]] = ..., opened_count: _Optional[int] = ..., last_event: _Optional[_Union[IncidentEvent, _Mapping]] = ...) -> None: ...
+    case_state: CaseState
+    case_id: str
+    def __init__(self, incident_id: _Optional[str] = ..., state: _Optional[_Union[IncidentState, str]] = ..., opened_count: _Optional[int] = ..., last_event: _Optional[_Union[IncidentEvent, _Mapping]] = ..., case_state: _Optional[_Union[CaseState, str]] = ..., case_id: _Optional[str] = ...) -> None: ...
+
+class UpdateCaseRequest(_message.Message):
+    __slots__ = ("incident_id", "state", "case_id", "note")
+    INCIDENT_ID_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    CASE_ID_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
+    incident_id: str
+    state: CaseState
+    case_id: str
+    note: str
+    def __init__(self, incident_id: _Optional[str] = ..., state: _Optional[_Union[CaseState, str]] = ..., case_id: _Optional[str] = ..., note: _Optional[str] = ...) -> None: ...
 
 class GetIncidentRequest(_message.Message):
     __slots__ = ("incident_id",)

@@ -59,6 +59,11 @@ class IncidentsStub:
                 request_serializer=streetwatch_dot_v1_dot_incidents__pb2.GetEvidenceRequest.SerializeToString,
                 response_deserializer=streetwatch_dot_v1_dot_incidents__pb2.EvidenceChunk.FromString,
                 _registered_method=True)
+        self.UpdateCase = channel.unary_unary(
+                '/streetwatch.v1.Incidents/UpdateCase',
+                request_serializer=streetwatch_dot_v1_dot_incidents__pb2.UpdateCaseRequest.SerializeToString,
+                response_deserializer=streetwatch_dot_v1_dot_incidents__pb2.Incident.FromString,
+                _registered_method=True)
 
 
 class IncidentsServicer:
@@ -99,6 +104,16 @@ class IncidentsServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UpdateCase(self, request, context):
+        """The case system's verdict on an incident: stored on the incident and appended to the log as a FEEDBACK
+        event, so every consumer sees it. REJECTED (a false alarm) closes the incident and suppresses new incidents
+        of its category at its place for a while; RESOLVED closes it (seen again later, a new incident opens).
+        Needs the `case` role. NOT_FOUND for an unknown incident, INVALID_ARGUMENT for an unspecified state.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IncidentsServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -126,6 +141,11 @@ def add_IncidentsServicer_to_server(servicer, server):
                     servicer.GetEvidence,
                     request_deserializer=streetwatch_dot_v1_dot_incidents__pb2.GetEvidenceRequest.FromString,
                     response_serializer=streetwatch_dot_v1_dot_incidents__pb2.EvidenceChunk.SerializeToString,
+            ),
+            'UpdateCase': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateCase,
+                    request_deserializer=streetwatch_dot_v1_dot_incidents__pb2.UpdateCaseRequest.FromString,
+                    response_serializer=streetwatch_dot_v1_dot_incidents__pb2.Incident.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -263,6 +283,33 @@ class Incidents:
             '/streetwatch.v1.Incidents/GetEvidence',
             streetwatch_dot_v1_dot_incidents__pb2.GetEvidenceRequest.SerializeToString,
             streetwatch_dot_v1_dot_incidents__pb2.EvidenceChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateCase(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/streetwatch.v1.Incidents/UpdateCase',
+            streetwatch_dot_v1_dot_incidents__pb2.UpdateCaseRequest.SerializeToString,
+            streetwatch_dot_v1_dot_incidents__pb2.Incident.FromString,
             options,
             channel_credentials,
             insecure,
