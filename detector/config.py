@@ -8,9 +8,7 @@ scalars (``8``, ``true``, ``[a, b]``).
 
 from __future__ import annotations
 
-import difflib
 import os
-import typing
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -20,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from detector.api.auth import AuthSettings
 from detector.api.console.settings import ConsoleSettings
+from detector.api.evidence_http import EvidenceLinkSettings
 from detector.delivery.settings import DeliverySettings
 from detector.inference.batcher import BatchingSettings
 from detector.inference.engine import ModelSettings
@@ -28,14 +27,12 @@ from detector.ingest.config import IngestSettings
 from detector.paths import DEFAULT_WEIGHTS as DEFAULT_WEIGHTS
 from detector.paths import REPO_ROOT as REPO_ROOT
 from detector.rules.config import RulesConfig
+from detector.settings_text import ConfigError as ConfigError
+from detector.settings_text import describe_invalid, read_yaml_mapping
 from detector.store.config import StoreSettings
 from detector.tracking.config import TrackerConfig
 
 ENV_PREFIX = "STREETWATCH__"
-
-
-class ConfigError(Exception):
-    """Settings are missing, unknown or invalid; the message names the key."""
 
 
 class _Section(BaseModel):
@@ -64,6 +61,11 @@ class ServerSettings(_Section):
     )
     metrics_host: str | None = Field(
         None, description="Address of the /metrics listener; None = server.host. Needs a metrics token when auth is on."
+    )
+    evidence_links: EvidenceLinkSettings | None = Field(
+        None,
+        description="Signed, expiring evidence links served on http_port for case systems (Open311 media_url); "
+        "None = off.",
     )
 
     @property
@@ -112,7 +114,13 @@ class ServiceConfig(_Section):
     @model_validator(mode="after")
     def _verify(self) -> ServiceConfig:
         verify_auth(self.auth)
+        verify_evidence_links(self.server)
         return self
+
+
+def verify_evidence_links(s: ServerSettings) -> None:
+    if s.evidence_links is not None and not s.http_port:
+        raise ValueError("server.evidence_links needs server.http_port: the links are served there")
 
 
 def verify_auth(a: AuthSettings) -> None:
@@ -132,13 +140,7 @@ def load_config(
     data: dict[str, Any] = {}
     origins: dict[tuple[str, ...], str] = {}  # where each key came from, named in error messages
     if path is not None:
-        try:
-            loaded = yaml.safe_load(path.read_text()) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise ConfigError(f"cannot read config file {path}: {exc}") from exc
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"config file {path} must hold a mapping of sections, not {type(loaded).__name__}")
-        data = loaded
+        data = read_yaml_mapping(path, "config file")
         _resolve_relative_paths(data, path.parent)
         _record_origins(data, (), f"config file {path}", origins)
     env = os.environ if environ is None else environ
@@ -172,33 +174,6 @@ def _record_origin(dotted: str, origin: str, origins: dict[tuple[str, ...], str]
     for key in [k for k in origins if k[: len(path)] == path]:
         del origins[key]
     origins[path] = origin
-
-
-def _origin_of(loc: Sequence[str], origins: Mapping[tuple[str, ...], str]) -> str:
-    for end in range(len(loc), 0, -1):
-        if tuple(loc[:end]) in origins:
-            return origins[tuple(loc[:end])]
-    below = [origin for key, origin in origins.items() if key[: len(loc)] == tuple(loc)]
-    return below[-1] if below else "embedded defaults"
-
-
-def _suggest(loc: Sequence[int | str]) -> str:
-    """``; did you mean 'max_batch'?`` for a mistyped key, from the settings class that the key's parent maps to."""
-    model: Any = ServiceConfig
-    for part in loc[:-1]:
-        fields = getattr(model, "model_fields", None)
-        if fields is None or part not in fields:
-            return ""
-        annotation = fields[part].annotation
-        candidates = [a for a in (annotation, *typing.get_args(annotation)) if hasattr(a, "model_fields")]
-        if not candidates:
-            return ""
-        model = candidates[0]
-    fields = getattr(model, "model_fields", None)
-    if not fields:
-        return ""
-    close = difflib.get_close_matches(str(loc[-1]), list(fields), n=3, cutoff=0.6)
-    return f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
 
 
 def _resolve_relative_paths(data: dict[str, Any], base: Path) -> None:
@@ -237,28 +212,5 @@ def _set_dotted(data: dict[str, Any], dotted: str, value: Any, origin: str) -> N
     node[leaf] = value
 
 
-def _without_kind_tags(loc: Sequence[int | str]) -> list[str]:
-    """The key path without pydantic's union tags: ``rules.sources.cam.zones``, not ``...cam.fixed.zones``."""
-    parts = [str(p) for p in loc]
-    return [
-        part
-        for i, part in enumerate(parts)
-        if not (
-            part in ("fixed", "moving")
-            and i >= 1
-            and (parts[i - 1] == "default_source" or parts[i - 2 : i - 1] == ["sources"])
-        )
-    ]
-
-
 def _describe(exc: ValidationError, origins: Mapping[tuple[str, ...], str] | None = None) -> str:
-    lines = []
-    for err in exc.errors():
-        parts = _without_kind_tags(err["loc"])
-        where = ".".join(parts) or "config"
-        source = f" [from {_origin_of(parts, origins or {})}]"
-        if err["type"] == "extra_forbidden":
-            lines.append(f"{where}: unknown setting{_suggest(parts)}{source}")
-        else:
-            lines.append(f"{where}: {err['msg']} (got {err.get('input')!r}){source}")
-    return "invalid settings:\n  " + "\n  ".join(lines)
+    return describe_invalid(exc, ServiceConfig, origins)

@@ -22,16 +22,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from detector.gateway.backoff import BackoffSettings
+from detector.settings_text import ConfigError, describe_invalid, read_yaml_mapping
 
 MAX_CAMERA_ID_LEN = 128  # the service's limit on a source id
 
 
-class GatewayConfigError(Exception):
-    """The settings are missing, unknown or invalid; the message names the key."""
+class GatewayConfigError(ConfigError):
+    """The settings are missing, unknown or invalid; the message names the key and where it came from."""
 
 
 class _Section(BaseModel):
@@ -119,7 +119,7 @@ def parse_camera_flag(text: str) -> CameraConfig:
     try:
         return CameraConfig(id=camera_id.strip(), url=url.strip())
     except ValidationError as exc:
-        raise GatewayConfigError(f"--camera {text!r}: {_describe(exc)}") from None
+        raise GatewayConfigError(f"--camera {text!r}: {describe_invalid(exc, CameraConfig)}") from None
 
 
 def load_gateway_config(
@@ -130,33 +130,27 @@ def load_gateway_config(
     """The YAML file (if any), plus ``--camera`` flags (appended), plus top-level ``overrides`` (flags that were
     given, e.g. ``{"target": ...}``); validated."""
     data: dict[str, Any] = {}
+    origins: dict[tuple[str, ...], str] = {}
     if path is not None:
         try:
-            loaded = yaml.safe_load(path.read_text()) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise GatewayConfigError(f"cannot read gateway config {path}: {exc}") from exc
-        if not isinstance(loaded, dict):
-            raise GatewayConfigError(f"gateway config {path} must hold a mapping, not {type(loaded).__name__}")
-        data = loaded
-    data.update({k: v for k, v in (overrides or {}).items() if v is not None})
+            data = read_yaml_mapping(path, "gateway config")
+        except ConfigError as exc:
+            raise GatewayConfigError(str(exc)) from exc.__cause__
+        origins.update({(str(key),): f"gateway config {path}" for key in data})
+    given = {k: v for k, v in (overrides or {}).items() if v is not None}
+    data.update(given)
+    origins.update({(key,): f"--{key.replace('_', '-')}" for key in given})
     flagged = [parse_camera_flag(c).model_dump(exclude_defaults=True) for c in cameras]
     if flagged:
         listed = data.get("cameras") or []
         if not isinstance(listed, list):
             raise GatewayConfigError("cameras: expected a list of {id, url, ...}")
         data["cameras"] = [*listed, *flagged]
+        origins.update({("cameras", str(len(listed) + i)): f"--camera {c}" for i, c in enumerate(cameras)})
     try:
         config = GatewayConfig.model_validate(data)
     except ValidationError as exc:
-        raise GatewayConfigError(_describe(exc)) from None
+        raise GatewayConfigError(describe_invalid(exc, GatewayConfig, origins)) from None
     if not config.cameras:
         raise GatewayConfigError("no camera: give --camera ID=URL (repeatable) or a config file with cameras")
     return config
-
-
-def _describe(exc: ValidationError) -> str:
-    parts = []
-    for error in exc.errors():
-        where = ".".join(str(p) for p in error["loc"]) or "(top level)"
-        parts.append(f"{where}: {error['msg']}")
-    return "; ".join(parts)

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator, Callable
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,7 +17,9 @@ import pytest
 
 from detector.api.ingest_service import IngestService
 from detector.config import ServiceConfig, load_config
+from detector.server import start_service
 from tests.api.scripted import scripted_overrides, write_spec
+from tests.conftest import LoopThread
 from tests.gateway.media import render_clip
 
 
@@ -103,3 +108,32 @@ def max_per_second(times: list[float]) -> int:
     """The most capture times in any one-second window that starts at one of them."""
     times = sorted(times)
     return max((sum(1 for u in times[i:] if u < t + 1.0) for i, t in enumerate(times)), default=0)
+
+
+@contextmanager
+def gateway_process(
+    config: ServiceConfig, argv: list[str], log_level: str
+) -> Iterator[tuple[LoopThread, subprocess.Popen[str]]]:
+    """The real service (in-process, on its own loop thread) and a ``detector gateway`` process aimed at it,
+    started with ``argv`` plus ``--target``. Both are stopped on the way out, the process killed if still running."""
+    loop = LoopThread()
+    try:
+        service = loop.run(start_service(config))
+        try:
+            command = [*argv, "--target", f"127.0.0.1:{service.port}", "--log-level", log_level]
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "detector.cli", *command],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            try:
+                yield loop, proc
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.communicate()
+        finally:
+            loop.run(service.stop(1))
+    finally:
+        loop.close()

@@ -5,49 +5,28 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from detector.config import ServiceConfig
-from detector.server import start_service
-from tests.conftest import LoopThread
+from tests.gateway.conftest import gateway_process
 
 
 def test_sigint_stops_the_gateway_process_with_a_summary_and_no_traceback(
     clip: Path, blob_service_config: Callable[[int], ServiceConfig]
 ) -> None:
-    loop = LoopThread()
-    try:
-        service = loop.run(start_service(blob_service_config(0)))
-        try:
-            argv = ["gateway", "--camera", f"cam-int={clip}", "--target", f"127.0.0.1:{service.port}", "--json"]
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "detector.cli", *argv, "--log-level", "INFO"],
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-            log: list[str] = []
-            try:
-                assert proc.stderr is not None
-                for line in proc.stderr:  # JSON log lines; the gateway logs its first answer
-                    log.append(line)
-                    if '"msg": "service answering"' in line:
-                        break
-                else:
-                    raise AssertionError(f"the gateway ended before an answer: {''.join(log)}")
-                proc.send_signal(signal.SIGINT)
-                out, err = proc.communicate(timeout=60)
-            finally:
-                if proc.poll() is None:
-                    proc.kill()
-                    proc.communicate()
-        finally:
-            loop.run(service.stop(1))
-    finally:
-        loop.close()
+    argv = ["gateway", "--camera", f"cam-int={clip}", "--json"]
+    log: list[str] = []
+    with gateway_process(blob_service_config(0), argv, "INFO") as (_, proc):
+        assert proc.stderr is not None
+        for line in proc.stderr:  # JSON log lines; the gateway logs its first answer
+            log.append(line)
+            if '"msg": "service answering"' in line:
+                break
+        else:
+            raise AssertionError(f"the gateway ended before an answer: {''.join(log)}")
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
     err = "".join(log) + err
     assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
     assert proc.returncode == 0, err

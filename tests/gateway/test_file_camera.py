@@ -8,8 +8,6 @@ import itertools
 import json
 import logging
 import signal
-import subprocess
-import sys
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,7 +21,7 @@ from detector.gateway.gateway import Gateway
 from detector.gateway.summary import GatewaySummary
 from detector.server import start_service
 from tests.conftest import LoopThread, run
-from tests.gateway.conftest import Received, first_copies, max_per_second, until
+from tests.gateway.conftest import Received, first_copies, gateway_process, max_per_second, until
 from tests.gateway.media import free_port
 
 
@@ -168,31 +166,13 @@ def test_sigterm_stops_the_gateway_process_with_a_summary_and_the_metrics_port_s
     metrics_port = free_port()
     config = tmp_path / "gw.yaml"
     config.write_text(f"cameras: [{{id: cam-proc, url: '{clip}', loop: true}}]\nmetrics_port: {metrics_port}\n")
-    loop = LoopThread()
-    try:
-        service = loop.run(start_service(blob_service_config(0)))
-        try:
-            argv = ["gateway", "--config", str(config), "--target", f"127.0.0.1:{service.port}", "--json"]
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "detector.cli", *argv, "--log-level", "WARNING"],
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-            try:
-                loop.run(until(lambda: len(received) >= 5, "5 frames from the gateway process", 60))
-                with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as response:
-                    exposition = response.read().decode()
-                proc.send_signal(signal.SIGTERM)
-                out, err = proc.communicate(timeout=30)
-            finally:
-                if proc.poll() is None:
-                    proc.kill()
-                    proc.communicate()
-        finally:
-            loop.run(service.stop(1))
-    finally:
-        loop.close()
+    argv = ["gateway", "--config", str(config), "--json"]
+    with gateway_process(blob_service_config(0), argv, "WARNING") as (loop, proc):
+        loop.run(until(lambda: len(received) >= 5, "5 frames from the gateway process", 60))
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as response:
+            exposition = response.read().decode()
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     assert 'streetwatch_gateway_frames_read_total{camera="cam-proc"}' in exposition
     data = json.loads(out)

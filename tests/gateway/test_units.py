@@ -74,7 +74,9 @@ def test_settings_from_yaml_and_flags_reject_unknown_keys_and_duplicate_ids(tmp_
     assert [config.camera_fps(c) for c in config.cameras] == [1, 4]
     assert config.service_reconnect.max_s == 1 and config.camera_reconnect.max_s == 30
     path.write_text("cameras: [{id: a, url: x.mp4, fsp: 3}]\n")
-    with pytest.raises(GatewayConfigError, match=r"cameras\.0\.fsp: Extra inputs are not permitted"):
+    with pytest.raises(
+        GatewayConfigError, match=r"cameras\.0\.fsp: unknown setting; did you mean 'fps'\? \[from gateway config "
+    ):
         load_gateway_config(path)
     path.write_text("cameras: [{id: a, url: x.mp4}]\nreconect: {}\n")
     with pytest.raises(GatewayConfigError, match="reconect"):
