@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export YOLO_OFFLINE := 1
 export YOLO_CONFIG_DIR := $(CURDIR)/.cache/ultralytics
 
-.PHONY: setup test serve demo soak lint typecheck proto clean
+.PHONY: setup test serve demo soak bench-delivery lint typecheck proto clean
 
 setup: $(STAMP)
 
@@ -34,6 +34,10 @@ serve: $(STAMP)
 SOAK_S ?= 60
 soak: $(STAMP)
 	$(PY) benchmarks/soak/run.py --seconds $(SOAK_S)
+
+# Appended -> received latency of the webhook, mqtt and nats connectors (needs Mosquitto on 1883, NATS on 4222).
+bench-delivery: $(STAMP)
+	$(PY) benchmarks/delivery_latency.py $(BENCH_ARGS)
 
 lint: $(STAMP)
 	$(PY) -m ruff check detector tests benchmarks

@@ -27,6 +27,10 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.command == "gateway":
         return run_gateway(args)
+    if args.command == "connectors":
+        from detector.delivery import cli as connectors_cli
+
+        return connectors_cli.run(args)
     if args.command == "sim":
         return sim_cli.run(args)
     if args.command == "bench":
@@ -45,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
         return _new_token(args)
     if args.command == "eval":
         return _eval(args)
+    if args.command == "store":
+        return _store(args)
     if args.command == "srt":
         return _srt(args)
     return _replay(args)
@@ -102,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--idle-timeout", type=float, help="stop after this many seconds without an event")
     add_security_flags(sub)
 
-    inc = commands.add_parser("incidents", help="list or show incidents, fetch their evidence")
+    inc = commands.add_parser("incidents", help="list or show incidents, fetch their evidence, give verdicts")
     inc_commands = inc.add_subparsers(dest="incidents_command", required=True)
     inc_list = inc_commands.add_parser("list", help="list incidents, newest first (full ids)")
     inc_list.add_argument("--state", choices=["open", "cleared"])
@@ -116,7 +122,19 @@ def build_parser() -> argparse.ArgumentParser:
     inc_evidence.add_argument("incident_id", help="incident id, or a prefix only one incident has")
     inc_evidence.add_argument("--out", type=Path, required=True, help="folder to write the JPEGs into")
     inc_evidence.add_argument("--json", action="store_true", help="print the written paths as a JSON list")
-    for p in (inc_list, inc_show, inc_evidence):
+    inc_update = inc_commands.add_parser(
+        "update-case", help="give the case system's verdict on an incident (needs the case role)"
+    )
+    inc_update.add_argument("incident_id", help="incident id, or a prefix only one incident has")
+    inc_update.add_argument(
+        "--state",
+        required=True,
+        choices=["FILED", "ACCEPTED", "DISPATCHED", "RESOLVED", "REJECTED"],
+        help="RESOLVED and REJECTED close it; REJECTED (a false alarm) also suppresses its category at its place",
+    )
+    inc_update.add_argument("--case-id", default="", help="the case system's id for the case (kept when omitted)")
+    inc_update.add_argument("--note", default="", help="the case system's note (at most 2000 characters)")
+    for p in (inc_list, inc_show, inc_evidence, inc_update):
         p.add_argument("--target", default="127.0.0.1:50051", help="service address")
         add_security_flags(p)
 
@@ -124,7 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
     auth_commands = auth.add_subparsers(dest="auth_command", required=True)
     new_token = auth_commands.add_parser("new-token", help="print a new token and the config entry with its hash")
     new_token.add_argument("--name", default="client", help="who will hold it (a gateway, a case system)")
-    new_token.add_argument("--role", dest="roles", action="append", choices=["ingest", "subscribe", "metrics", "admin"])
+    new_token.add_argument(
+        "--role", dest="roles", action="append", choices=["ingest", "subscribe", "case", "metrics", "admin"]
+    )
     new_token.add_argument("--source", dest="sources", action="append", default=[], help="source id (ingest)")
     new_token.add_argument(
         "--consumer", dest="consumers", action="append", default=[], help="consumer it may ack (default: --name)"
@@ -156,6 +176,15 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--no-tiling", action="store_true", help="run the drone's frames whole, untiled")
     demo.add_argument("--imgsz", type=int, default=640, help="model input size the demo's service runs at")
 
+    store = commands.add_parser("store", help="maintain the incident store (SQLite or PostgreSQL)")
+    store_commands = store.add_subparsers(dest="store_command", required=True)
+    migrate = store_commands.add_parser(
+        "migrate", help="bring the store's schema to this build's version (the service also does on start); print it"
+    )
+    where = migrate.add_mutually_exclusive_group(required=True)
+    where.add_argument("--url", help="store URL: postgresql://USER@HOST:PORT/DATABASE or sqlite:///DATA_DIR")
+    where.add_argument("--config", type=Path, help="service YAML settings file; its store section")
+
     from detector.bench import cli as bench_cli
     from detector.sim import cli as sim_cli
 
@@ -164,6 +193,9 @@ def build_parser() -> argparse.ArgumentParser:
     from detector.gateway.cli import add_gateway_parser
 
     add_gateway_parser(commands)
+    from detector.delivery import cli as connectors_cli
+
+    connectors_cli.add_commands(commands)
 
     finish(parser)  # every command's example and defaults in --help
     return parser
@@ -246,6 +278,7 @@ def _incidents(args: argparse.Namespace) -> int:
     from detector.api import incidents_cli as cmd
     from detector.api.incidents_client import IncidentsClient
     from detector.store.model import IncidentState
+    from detector.types import CaseState
 
     async def listed(query: cmd.ListQuery) -> str:
         async with IncidentsClient(args.target, security_from_flags(args)) as client:
@@ -257,6 +290,9 @@ def _incidents(args: argparse.Namespace) -> int:
         elif args.incidents_command == "evidence":
             paths = asyncio.run(cmd.fetch_evidence(args.target, security_from_flags(args), args.incident_id, args.out))
             print(cmd.evidence_output(paths, args.json))
+        elif args.incidents_command == "update-case":
+            update = cmd.CaseUpdate(args.incident_id, CaseState(args.state), args.case_id, args.note)
+            print(asyncio.run(cmd.update_case(args.target, security_from_flags(args), update)))
         else:
             if args.limit is not None and args.limit <= 0:
                 print("detector incidents: --limit must be at least 1", file=sys.stderr)
@@ -385,6 +421,26 @@ def _serve(args: argparse.Namespace) -> int:
     except OSError as exc:
         log.error("cannot start: %s", exc)
         return 1
+    return 0
+
+
+def _store(args: argparse.Namespace) -> int:
+    from detector.store import StoreError, StoreSettings, open_store
+
+    try:
+        settings = StoreSettings.from_url(args.url) if args.url else load_config(args.config).store
+        with open_store(settings) as store:
+            version = store.schema_version()
+    except ConfigError as exc:
+        print(f"detector store migrate: {exc}", file=sys.stderr)
+        return 2
+    except ValueError as exc:  # a malformed --url (StoreSettings says which part)
+        print(f"detector store migrate: {exc}", file=sys.stderr)
+        return 2
+    except StoreError as exc:
+        print(f"detector store migrate: {exc}", file=sys.stderr)
+        return 1
+    print(f"{settings.backend} store at schema version {version}")
     return 0
 
 

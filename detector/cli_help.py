@@ -23,6 +23,7 @@ EXAMPLES: dict[str, str] = {
     "detector incidents list": "detector incidents list --state open --target 127.0.0.1:50051",
     "detector incidents show": "detector incidents show 3f2b6c1e-0d4a-4c55-9e55-1f0c1a2b3c4d",
     "detector incidents evidence": "detector incidents evidence 3f2b6c1e-0d4a-4c55-9e55-1f0c1a2b3c4d",
+    "detector incidents update-case": "detector incidents update-case 3f2b6c1e --state REJECTED --note 'parked cart'",
     "detector auth": "detector auth new-token --name gate-7 --role ingest --source cam-7",
     "detector auth new-token": "detector auth new-token --name city-cases --role subscribe",
     "detector train": "detector train --config weights/train.yaml",
@@ -39,6 +40,8 @@ EXAMPLES: dict[str, str] = {
     "detector bench accuracy": "detector bench accuracy --data .cache/train-v4/dataset/data.yaml",
     "detector bench all": "detector bench all --scenario-dir /tmp/ms",
     "detector gateway": "detector gateway --target 127.0.0.1:50051 --camera cam-7=rtsp://10.1.0.7:554/stream1",
+    "detector store": "detector store migrate --config service.yaml",
+    "detector store migrate": "detector store migrate --url postgresql://streetwatch@db.internal/streetwatch",
 }
 
 

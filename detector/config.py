@@ -20,6 +20,7 @@ from detector.api.auth import AuthSettings
 from detector.api.console.settings import ConsoleSettings
 from detector.api.evidence_http import EvidenceLinkSettings
 from detector.delivery.settings import DeliverySettings
+from detector.incidents.hard_negatives import HardNegativeSettings
 from detector.inference.batcher import BatchingSettings
 from detector.inference.engine import ModelSettings
 from detector.inference.tiling import TilingSettings
@@ -106,6 +107,10 @@ class ServiceConfig(_Section):
     console: ConsoleSettings = Field(
         default_factory=ConsoleSettings, description="Operator console on server.http_port: refresh, basemap."
     )
+    hard_negatives: HardNegativeSettings = Field(
+        default_factory=HardNegativeSettings,
+        description="REJECTED incidents' crops saved as background images for `detector train`.",
+    )
     delivery: DeliverySettings = Field(
         default_factory=DeliverySettings,
         description="Connectors delivering events (webhook, MQTT, NATS); none by default.",
@@ -183,6 +188,7 @@ def _resolve_relative_paths(data: dict[str, Any], base: Path) -> None:
         (data.get("model"), "weights"),
         (data.get("model"), "export_dir"),
         (data.get("store"), "data_dir"),
+        (data.get("hard_negatives"), "dir"),
         (data.get("ingest"), "upload_dir"),
         (data.get("console"), "basemap_image"),
         (tls, "cert_file"),

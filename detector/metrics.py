@@ -83,6 +83,23 @@ class ServiceMetrics:
         self.source_gap_seconds = Counter(
             "streetwatch_source_gap_seconds", "Capture time lost to source gaps, in seconds.", ["source_id"], registry=r
         )
+        self.sources_down = Gauge(
+            "streetwatch_sources_down",
+            "Sources with an open SOURCE_DOWN incident (no frame for ingest.stale_after_s).",
+            registry=r,
+        )
+        self.sources_degraded = Gauge(
+            "streetwatch_sources_degraded",
+            "Sources with an open SOURCE_DEGRADED incident (frame rate below their expected_fps).",
+            registry=r,
+        )
+        self.candidates_suppressed = Counter(
+            "streetwatch_candidates_suppressed",
+            "Sightings kept from opening a candidate because they stand where the case system rejected an incident "
+            "of their category (rules.rejected_suppress_s), by category.",
+            ["category"],
+            registry=r,
+        )
         self.calls_refused = Counter(
             "streetwatch_calls_refused", "Calls refused by authentication, by status code.", ["code"], registry=r
         )

@@ -8,7 +8,8 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import Enum
@@ -17,6 +18,7 @@ import grpc
 
 from detector.api.console.health import SourceHealth
 from detector.api.console.http import ConsoleServer
+from detector.api.evidence_http import EvidenceLinks
 from detector.api.grpc_server import GrpcServer
 from detector.api.incidents_service import IncidentsService
 from detector.api.ingest_service import IngestService
@@ -26,11 +28,14 @@ from detector.config import ServiceConfig
 from detector.delivery.runner import DeliveryRunner
 from detector.geo.stage import GeoStage
 from detector.incidents import EventWriter, EvidenceStage
+from detector.incidents.feedback_watch import FeedbackWatcher
+from detector.incidents.hard_negatives import HardNegatives
 from detector.inference.batcher import BatchRecord, InferenceCore
 from detector.inference.engine import Engine, engine_for
 from detector.inference.tiling import TilingPolicy
 from detector.ingest.admission import Admission
 from detector.ingest.decoder import FrameDecoder
+from detector.ingest.health import StreamHealth
 from detector.metrics import ServiceMetrics
 from detector.pipeline import FramePipeline
 from detector.pipeline.pipeline import Observer
@@ -66,9 +71,11 @@ class Service:
     status: ServiceStatus = ServiceStatus.STARTING
     _maintenance: asyncio.Task[None] | None = None
     _retry: asyncio.Task[None] | None = None
+    _stream_watch: asyncio.Task[None] | None = None
     _metrics_http: MetricsHttp | None = None
     console: ConsoleServer | None = None  # the operator console on server.http_port (console.port: bound)
     delivery: DeliveryRunner | None = None  # the connectors of the delivery section (detector/delivery/)
+    feedback: FeedbackWatcher | None = None  # the case system's verdicts, read from the log, taught to the rules
     _stopped: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
@@ -94,6 +101,8 @@ class Service:
             return
         grace = self.config.server.grace_s if grace_s is None else grace_s
         await self._set_status(ServiceStatus.DRAINING)
+        if self._stream_watch is not None:  # draining stops every stream: that is no outage
+            self._stream_watch.cancel()
         drained = await asyncio.to_thread(self.core.drain, grace)
         await self.grpc.stop(grace)
         if self.console is not None:
@@ -106,6 +115,8 @@ class Service:
                 task.cancel()
         if self.delivery is not None:
             await self.delivery.stop()
+        if self.feedback is not None:
+            await self.feedback.stop()
         await self.writer.flush()
         self.store.close()
         self.decoder.shutdown(wait=False)
@@ -144,6 +155,16 @@ async def _retry_backlog(service: Service) -> None:
             await service.writer.flush()
 
 
+async def _watch_streams(service: Service) -> None:
+    """Stream health (``FramePipeline.check_streams``) every ``ingest.health_check_interval_s`` of wall time."""
+    while True:
+        await asyncio.sleep(service.config.ingest.health_check_interval_s)
+        try:
+            await service.pipeline.check_streams()
+        except Exception:  # one failed check must not end the watch
+            log.exception("stream health check failed")
+
+
 async def _integrity_problems(store: IncidentStore) -> list[str]:
     try:
         return await asyncio.to_thread(store.integrity_check)
@@ -176,8 +197,10 @@ def build_pipeline(
     metrics: ServiceMetrics,
     on_writable: EventWriter.OnWritable | None = None,
     observers: Sequence[Observer] = (),
+    clock: Callable[[], float] = time.monotonic,
 ) -> FramePipeline:
-    """The frame pipeline from its stages, each built from its own settings section as it is."""
+    """The frame pipeline from its stages, each built from its own settings section as it is. ``clock`` is the
+    stream-health monitor's wall clock (seconds; tests inject one)."""
 
     def on_batch(record: BatchRecord) -> None:
         metrics.batch_size.observe(record.size)
@@ -193,11 +216,17 @@ def build_pipeline(
         core=core,
         tracker=TrackerPool(config.tracking),
         geo=_geo_stage(config),
-        rules=RulesEngine(config.rules, engine.class_names, model_version=engine.version),
+        rules=RulesEngine(
+            config.rules,
+            engine.class_names,
+            model_version=engine.version,
+            on_suppressed=lambda _source_id, category: metrics.candidates_suppressed.labels(category).inc(),
+        ),
         evidence=EvidenceStage(store),
         writer=EventWriter(store, config.store.max_backlog_events, on_writable=on_writable),
         metrics=metrics,
         observers=observers,
+        stream_health=StreamHealth(config.ingest, clock),
     )
 
 
@@ -208,7 +237,7 @@ async def start_service(config: ServiceConfig, engine: Engine | None = None) -> 
     metrics = ServiceMetrics()
     if not config.auth.enabled:
         log.warning(
-            "authentication is OFF: anyone who reaches %s:%s may send frames and read incidents; "
+            "authentication is OFF: anyone who reaches %s:%s may send frames, read incidents and give verdicts; "
             "set auth.enabled and auth.tokens for anything but a loopback demo",
             s.host,
             s.port,
@@ -243,6 +272,7 @@ async def start_service(config: ServiceConfig, engine: Engine | None = None) -> 
             engine = await asyncio.to_thread(engine_for, config.model)
         await asyncio.to_thread(engine.warmup, config.model.warmup_batch_sizes)
         health = SourceHealth(config.console, config.rules, engine.class_names) if s.http_port else None
+        links = EvidenceLinks(s.evidence_links) if s.evidence_links is not None else None
         pipeline = await asyncio.to_thread(
             build_pipeline,
             config,
@@ -259,7 +289,7 @@ async def start_service(config: ServiceConfig, engine: Engine | None = None) -> 
         await _restore(pipeline, store, store_health, config.store.check_on_start)
         console = None
         if health is not None:  # the operator console (detector/api/console/), read-only, same tokens
-            console = ConsoleServer(config.console, config.auth, store, health, s.host, s.http_port)
+            console = ConsoleServer(config.console, config.auth, store, health, s.host, s.http_port, links)
             await console.start()
     except BaseException:
         await rpc.server.stop(0)
@@ -282,10 +312,15 @@ async def start_service(config: ServiceConfig, engine: Engine | None = None) -> 
     metrics.queue_depth.set_function(lambda: sum(core.queue_depths().values()))
     metrics.store_backlog.set_function(lambda: writer.backlog)
     metrics.events_lost.set_function(lambda: writer.events_lost)
+    stream_health = pipeline.stream_health
+    if stream_health is not None:
+        metrics.sources_down.set_function(lambda: len(stream_health.sources_down))
+        metrics.sources_degraded.set_function(lambda: len(stream_health.sources_degraded))
     metrics.set_model(engine.name, engine.version, engine.backend, engine.device, engine.imgsz)
     loaded = engine
     if loaded.device_memory_bytes() is not None:
         metrics.device_memory.set_function(lambda: loaded.device_memory_bytes() or 0.0)
+    feedback = await _start_feedback(config, store, pipeline.rules)  # before frames: rejected places in force
     ingest.attach(pipeline)
     metrics_http = None
     if s.metrics_port:  # on server.metrics_host, with a metrics token when auth is on (detector/api/metrics_http.py)
@@ -296,15 +331,21 @@ async def start_service(config: ServiceConfig, engine: Engine | None = None) -> 
     service = Service(config, rpc, pipeline, metrics, decoder, port, store, store_health)
     service._maintenance = asyncio.create_task(_maintain(service))
     service._retry = asyncio.create_task(_retry_backlog(service))
+    service._stream_watch = asyncio.create_task(_watch_streams(service))
     service._metrics_http = metrics_http
     service.console = console
-    service.delivery = await _start_delivery(config, store, rpc, metrics)
+    service.delivery = await _start_delivery(config, store, rpc, metrics, links)
+    service.feedback = feedback
     await service._set_status(ServiceStatus.SERVING)
     return service
 
 
 async def _start_delivery(
-    config: ServiceConfig, store: IncidentStore, rpc: GrpcServer, metrics: ServiceMetrics
+    config: ServiceConfig,
+    store: IncidentStore,
+    rpc: GrpcServer,
+    metrics: ServiceMetrics,
+    links: EvidenceLinks | None = None,
 ) -> DeliveryRunner | None:
     """The delivery runner, each connector reporting under its own health name ``streetwatch.delivery.<name>``."""
     if not config.delivery.connectors:
@@ -313,11 +354,23 @@ async def _start_delivery(
     async def on_health(name: str, serving: bool) -> None:
         await rpc.set_health(serving, names=(f"streetwatch.delivery.{name}",))
 
-    runner = DeliveryRunner(store, config.delivery, metrics=metrics, on_health=on_health)
+    evidence_url = links.evidence_url if links is not None else None
+    runner = DeliveryRunner(store, config.delivery, metrics=metrics, on_health=on_health, evidence_url=evidence_url)
     for status in runner.status():
         await on_health(status.name, True)
     await runner.start()
     return runner
+
+
+async def _start_feedback(config: ServiceConfig, store: IncidentStore, rules: RulesEngine) -> FeedbackWatcher:
+    """The feedback watcher, its rejected places rebuilt from the store, following the log from its end."""
+    settings = config.hard_negatives
+    hard_negatives = None
+    if settings.enabled:
+        hard_negatives = HardNegatives(store, settings.dir or config.store.data_dir / "hard_negatives")
+    watcher = FeedbackWatcher(store, rules, hard_negatives)
+    await watcher.start()
+    return watcher
 
 
 async def _restore(pipeline: FramePipeline, store: IncidentStore, store_health: StoreHealth, check: bool) -> None:

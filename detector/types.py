@@ -143,7 +143,7 @@ class EvidenceKind(StrEnum):
     """What an evidence file shows."""
 
     FRAME_JPEG = "frame_jpeg"  # the whole frame, the box drawn
-    CROP_JPEG = "crop_jpeg"  # the box and its surroundings
+    CROP_JPEG = "crop_jpeg"  # the box and its surroundings, nothing drawn (hard negatives are cut from it)
 
 
 class Severity(StrEnum):

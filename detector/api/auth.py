@@ -7,6 +7,7 @@ at least 128 bits (``detector auth new-token`` makes one), so a fast hash is eno
 - ``subscribe``: Incidents RPCs (events, incidents, evidence); it may Ack, and subscribe from the committed
   offset of, only the consumers listed on the token (``consumers``; empty: the consumer named like the token;
   ``*`` for any), checked by the servicer through :func:`require_consumer`;
+- ``case``: ``Incidents.UpdateCase``, the case system's verdict on an incident (``subscribe`` may not give one);
 - ``metrics``: scraping the Prometheus ``/metrics`` listener (see :mod:`detector.api.metrics_http`);
 - ``admin``: everything.
 
@@ -29,7 +30,7 @@ from typing import Any, Literal
 import grpc
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-Role = Literal["ingest", "subscribe", "metrics", "admin"]
+Role = Literal["ingest", "subscribe", "case", "metrics", "admin"]
 _HASH_PREFIX = "sha256:"
 
 
@@ -38,7 +39,7 @@ class TokenSettings(BaseModel):
 
     name: str = Field(description="Who holds the token (a gateway, a drone, a case system); shown in logs.")
     sha256: str = Field(description="'sha256:<64 hex>' of the token; make one with `detector auth new-token`.")
-    roles: list[Role] = Field(min_length=1, description="Roles: ingest, subscribe, metrics, admin.")
+    roles: list[Role] = Field(min_length=1, description="Roles: ingest, subscribe, case, metrics, admin.")
     sources: list[str] = Field(
         default_factory=list, description="Source IDs an ingest token may send ('*' = any). Empty = none."
     )
@@ -123,6 +124,8 @@ _SERVICE_ROLE = {
     "streetwatch.v1.Ingest": "ingest",
     "streetwatch.v1.Incidents": "subscribe",
 }
+# Methods that need another role than their service's: a verdict changes an incident, reading does not.
+_METHOD_ROLE = {"/streetwatch.v1.Incidents/UpdateCase": "case"}
 _HEALTH = "grpc.health.v1.Health"
 _REFLECTION = ("grpc.reflection.v1alpha.ServerReflection", "grpc.reflection.v1.ServerReflection")
 
@@ -152,7 +155,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         principal = self._authenticate(details.invocation_metadata)
         if principal is None:
             return self._refuse(handler, details.method, grpc.StatusCode.UNAUTHENTICATED, _NO_TOKEN)
-        needed = _SERVICE_ROLE.get(service, "admin")
+        needed = _METHOD_ROLE.get(details.method) or _SERVICE_ROLE.get(service, "admin")
         if needed not in principal.roles and "admin" not in principal.roles:
             message = f"token {principal.name!r} lacks the {needed!r} role needed for {details.method}"
             return self._refuse(handler, details.method, grpc.StatusCode.PERMISSION_DENIED, message)

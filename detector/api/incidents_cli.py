@@ -1,4 +1,5 @@
-"""`detector incidents list | show | evidence`: what the commands ask the Incidents service, and what they print.
+"""`detector incidents list | show | evidence | update-case`: what the commands ask the Incidents service, and
+what they print.
 
 An incident is named by its full id or by a prefix of it that only one incident has (as ``list`` prints the full
 id, a copy of any unique start of it works). Evidence files are checked against their sha256 before they are
@@ -19,6 +20,7 @@ from detector.api.client import ChannelSecurity
 from detector.api.incidents_client import IncidentsClient
 from detector.api.subscribe import incident_json, incident_line
 from detector.store.model import IncidentRecord, IncidentState
+from detector.types import CaseState
 
 NO_INCIDENTS = "no incidents"
 
@@ -112,3 +114,29 @@ def evidence_output(paths: Sequence[Path], as_json: bool) -> str:
     if as_json:
         return json.dumps([str(p) for p in paths])
     return "\n".join(str(p) for p in paths)
+
+
+@dataclass(frozen=True)
+class CaseUpdate:
+    id_or_prefix: str
+    state: CaseState
+    case_id: str = ""
+    note: str = ""
+
+
+async def update_case(target: str, security: ChannelSecurity, update: CaseUpdate) -> str:
+    """Give the verdict on the incident the id or prefix names; returns the incident after it, as JSON. A full id
+    needs only the ``case`` role; a prefix is looked up with ListIncidents, which needs ``subscribe`` too."""
+    async with IncidentsClient(target, security) as client:
+        try:
+            stored = await client.update_case(
+                update.id_or_prefix, update.state, case_id=update.case_id, note=update.note
+            )
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() != grpc.StatusCode.NOT_FOUND or not update.id_or_prefix:
+                raise
+            record = await resolve(client, update.id_or_prefix)
+            stored = await client.update_case(
+                record.incident_id, update.state, case_id=update.case_id, note=update.note
+            )
+        return incident_json(stored)

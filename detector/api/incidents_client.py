@@ -1,6 +1,6 @@
 """The case system's client for ``streetwatch.v1.Incidents``: subscribe and ack, look incidents up, fetch
-evidence. It speaks internal types only (``IncidentEvent``, ``IncidentRecord``, ``IncidentPage``, bytes); the
-messages stay in ``detector/api``.
+evidence, give the case system's verdict (``update_case``). It speaks internal types only (``IncidentEvent``,
+``IncidentRecord``, ``IncidentPage``, bytes); the messages stay in ``detector/api``.
 
 Example::
 
@@ -27,7 +27,7 @@ from detector.api._gen.streetwatch.v1 import incidents_pb2 as ipb
 from detector.api._gen.streetwatch.v1 import incidents_pb2_grpc
 from detector.api.client import DEFAULT_MAX_MESSAGE_BYTES, NO_CREDENTIALS, ChannelSecurity, open_channel
 from detector.store.model import IncidentPage, IncidentRecord, IncidentState
-from detector.types import IncidentEvent, Severity
+from detector.types import CaseState, IncidentEvent, Severity
 
 DEFAULT_PAGE_SIZE = 100  # the service's own default; it allows at most 1000
 
@@ -196,6 +196,22 @@ class IncidentsClient:
             token = page.next_page_token
             if not token:
                 return out
+
+    async def update_case(
+        self, incident_id: str, state: CaseState, *, case_id: str = "", note: str = ""
+    ) -> IncidentRecord:
+        """Give the case system's verdict on an incident (needs the ``case`` role); returns the incident as stored
+        after it, ``case_state`` and ``case_id`` set. RESOLVED and REJECTED close it; REJECTED also keeps new
+        incidents of its category off its place for a while. ``case_id`` empty keeps the one it has. NOT_FOUND
+        for an unknown incident, INVALID_ARGUMENT for a note over 2000 characters."""
+        request = ipb.UpdateCaseRequest(
+            incident_id=incident_id,
+            state=convert.case_state_to_proto(CaseState(state)),
+            case_id=case_id,
+            note=note,
+        )
+        incident: ipb.Incident = await self._stub.UpdateCase(request)
+        return convert.record_from_proto(incident)
 
     async def evidence(self, sha256: str) -> bytes:
         """The stored evidence file (a JPEG) named in an event's ``evidence``; NOT_FOUND when it is gone,

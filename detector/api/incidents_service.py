@@ -1,4 +1,5 @@
-"""The Incidents servicer: subscribe to the durable event log, ack offsets, look incidents and evidence up."""
+"""The Incidents servicer: subscribe to the durable event log, ack offsets, look incidents and evidence up, and
+take the case system's verdicts (UpdateCase)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from detector.api._gen.streetwatch.v1 import incidents_pb2 as ipb
 from detector.api._gen.streetwatch.v1 import incidents_pb2_grpc
 from detector.api.auth import require_consumer
 from detector.api.limits import CallSlots, client_key
+from detector.incidents.feedback import MAX_NOTE_CHARS, UnknownIncident, record_case_update
 from detector.store.base import IncidentStore
 from detector.store.errors import (
     EvidenceCorrupt,
@@ -131,6 +133,43 @@ class IncidentsService(incidents_pb2_grpc.IncidentsServicer):
         return ipb.ListIncidentsResponse(
             incidents=[convert.record_to_proto(r) for r in page.items], next_page_token=page.next_page_token
         )
+
+    async def UpdateCase(self, request: ipb.UpdateCaseRequest, context: grpc.aio.ServicerContext) -> ipb.Incident:
+        """Store the verdict and append its FEEDBACK event (the ``case`` role is checked by the interceptor)."""
+        try:
+            state = convert.case_state_from_proto(request.state)
+        except ValueError:
+            state = None
+        if state is None:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "state is required: FILED, ACCEPTED, DISPATCHED, RESOLVED or REJECTED",
+            )
+            raise AssertionError("abort returned")
+        if len(request.note) > MAX_NOTE_CHARS:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"note is {len(request.note)} characters; at most {MAX_NOTE_CHARS}",
+            )
+        try:
+            record = await asyncio.to_thread(
+                record_case_update, self._store, request.incident_id, state, request.case_id, request.note
+            )
+        except UnknownIncident:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no incident {request.incident_id!r}")
+            raise AssertionError("abort returned") from None
+        except ValueError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            raise AssertionError("abort returned") from None
+        except StoreError as exc:
+            log.error("verdict not stored: %s", exc, extra={"incident_id": request.incident_id})
+            await context.abort(grpc.StatusCode.UNAVAILABLE, f"the verdict was not stored, send it again: {exc}")
+            raise AssertionError("abort returned") from None
+        log.info(
+            "case updated",
+            extra={"incident_id": record.incident_id, "case_state": state.value, "case_id": record.case_id},
+        )
+        return convert.record_to_proto(record)
 
     async def GetEvidence(
         self, request: ipb.GetEvidenceRequest, context: grpc.aio.ServicerContext

@@ -1,6 +1,7 @@
 """`detector subscribe` and `detector incidents`: the case system's side of the Incidents service, and the text
-it prints. ``event_json`` is the one place that writes the JSON line of an event (the case system's contract:
-proto JSON of ``streetwatch.v1.IncidentEvent``, see detector/sim/events.py for a reader)."""
+it prints. ``event_json`` prints the JSON line of an event (the case system's contract: proto JSON of
+``streetwatch.v1.IncidentEvent``, see detector/sim/events.py for a reader), written by
+``detector.delivery.payload.event_to_dict``, the one writer of it, which the delivery connectors send too."""
 
 from __future__ import annotations
 
@@ -12,20 +13,19 @@ import grpc
 from google.protobuf.json_format import MessageToDict
 
 from detector.api.client import NO_CREDENTIALS, ChannelSecurity
-from detector.api.incident_convert import event_to_proto, record_to_proto
+from detector.api.incident_convert import record_to_proto
 from detector.api.incidents_client import IncidentsClient
+from detector.delivery.payload import event_to_dict
 from detector.gateway.backoff import Backoff, BackoffSettings
 from detector.store.model import IncidentRecord
 from detector.types import IncidentEvent
 
 
 def event_json(event: IncidentEvent) -> str:
-    """One JSON line per event; enum names, proto field names, every field (also when empty), timestamps as
-    RFC 3339, uint64 (``sequence``) as a string."""
-    data = MessageToDict(
-        event_to_proto(event), preserving_proto_field_name=True, always_print_fields_with_no_presence=True
-    )
-    return json.dumps(data, ensure_ascii=False, sort_keys=False)
+    """One JSON line per event: ``detector.delivery.payload.event_to_dict``, the one writer of an event's JSON
+    (enum names, proto field names, every field also when empty, timestamps as RFC 3339, ``sequence`` as a
+    string), which the delivery connectors send too."""
+    return json.dumps(event_to_dict(event), ensure_ascii=False)
 
 
 def event_line(event: IncidentEvent) -> str:

@@ -9,15 +9,23 @@ Kinds register themselves by name (``@register_connector("webhook")``) with a fa
 settings (the ``delivery.connectors[]`` entry, validated by the kind's own pydantic model) and returning the
 connector. Delivery is at least once: a peer may see an event twice (same ``event_id``) after a crash between
 its ack and the commit of the offset.
+
+A kind that writes back (Open311 stores the case id it got, and polls the case's status) is handed the store and
+the evidence link builder by ``bind(ConnectorContext)`` before ``start``, and may run ``background()`` beside its
+deliveries: the runner starts it after ``start`` and cancels it on stop. Both default to doing nothing.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
+from detector.store.base import IncidentStore
 from detector.types import IncidentEvent
+
+EvidenceUrl = Callable[[str, float], str]  # (sha256, now) -> a signed link a case system can fetch
 
 
 class DeliveryError(Exception):
@@ -40,11 +48,26 @@ class PermanentError(DeliveryError):
     """Trying again cannot succeed: the event goes to the dead letters with this reason."""
 
 
+@dataclass(frozen=True)
+class ConnectorContext:
+    """What the runner hands every connector: the store, and how to link evidence (None: no links configured)."""
+
+    store: IncidentStore
+    evidence_url: EvidenceUrl | None = None
+
+
 class Connector(ABC):
     """One configured connector: a name (unique; also its consumer name in the store) and a way to send."""
 
     name: str
     kind: str
+
+    def bind(self, context: ConnectorContext) -> None:  # noqa: B027  (most kinds only send)
+        """Take the store and the evidence link builder (called once, before ``start``)."""
+
+    async def background(self) -> None:  # noqa: B027
+        """Work beside deliveries (e.g. polling a case system), started after ``start``, cancelled on stop;
+        it handles its own failures."""
 
     async def start(self) -> None:  # noqa: B027  (most kinds open nothing ahead)
         """Open connections (called once before the first delivery; failures here are retried by the runner)."""
@@ -87,7 +110,7 @@ def build_connector(settings: dict[str, Any]) -> Connector:
 def _load_builtin() -> None:
     import importlib
 
-    for module in ("webhook", "mqtt", "nats"):
+    for module in ("webhook", "open311", "mqtt", "nats"):
         try:
             importlib.import_module(f"detector.delivery.{module}")
         except ModuleNotFoundError as exc:

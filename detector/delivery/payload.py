@@ -1,9 +1,10 @@
-"""An event as the JSON object connectors send, without proto: the same fields, names and values as the JSON line
-of ``detector subscribe --json`` (``detector/api/subscribe.py::event_json``, docs/EVENTS.md): proto field names,
+"""An event as a JSON object, without proto: the one writer of it, used by the connectors and by the JSON line of
+``detector subscribe --json`` (``detector/api/subscribe.py::event_json``, docs/EVENTS.md). It is the proto JSON
+of ``streetwatch.v1.IncidentEvent`` (what ``MessageToDict`` gives, field for field): proto field names,
 enum names, timestamps as RFC 3339 UTC, ``sequence`` as a decimal string, 32-bit floats (``confidence``, ``box``)
 written as the shortest decimal that reads back to the same float32, message fields (``location``,
 ``source_pose``, ``box``) left out when unset and every other field always present.
-``tests/delivery/test_payload.py`` compares it with ``event_json``."""
+``tests/delivery/test_payload.py`` compares it with ``MessageToDict`` of the proto, for every event type."""
 
 from __future__ import annotations
 

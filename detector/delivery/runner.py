@@ -7,6 +7,11 @@ rest in log order, one at a time, committing the offset after each success. A re
 forever with exponential backoff and full jitter (at least the peer's Retry-After); the event is never skipped.
 A permanent failure is tried ``max_attempts`` times, then the event goes to the dead letters with its reason and
 the task moves on. A connector failing for longer than ``unhealthy_after_s`` reports itself unhealthy.
+Lag: ``lag_events`` is the log's end minus the committed offset; ``lag_s`` is now minus ``last_seen_ts`` of the
+oldest matching event not yet delivered (the one being retried), 0 when caught up.
+
+Each connector is bound to the store (``Connector.bind``) when the runner is built; its ``background()`` (e.g.
+Open311 status polling) runs beside its task once it started, and is cancelled on stop.
 
 Dead letters are kept in the store (``IncidentStore.add_dead_letter``), under the connector's consumer name.
 """
@@ -21,7 +26,14 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from detector.delivery.base import Connector, PermanentError, RetryableError, build_connector
+from detector.delivery.base import (
+    Connector,
+    ConnectorContext,
+    EvidenceUrl,
+    PermanentError,
+    RetryableError,
+    build_connector,
+)
 from detector.delivery.settings import DeliveryFilter, DeliverySettings, validate_connector
 from detector.gateway.backoff import Backoff
 from detector.store.base import IncidentStore
@@ -62,7 +74,10 @@ class _Task:
         self.connector = connector
         self.filter = event_filter
         self.status = ConnectorStatus(connector.name, connector.kind)
-        self.pending_ts: float | None = None  # last_seen_ts of the event being delivered
+        # last_seen_ts of the oldest matching event not yet delivered (the one in hand, being retried), None when
+        # not known yet; lag_s is measured from it.
+        self.oldest_ts: float | None = None
+        self.background: asyncio.Task[None] | None = None  # connector.background(), once it started
 
 
 class DeliveryRunner:
@@ -77,6 +92,7 @@ class DeliveryRunner:
         connectors: Sequence[tuple[Connector, DeliveryFilter]] | None = None,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
+        evidence_url: EvidenceUrl | None = None,
     ) -> None:
         self._store = store
         self._settings = settings
@@ -87,6 +103,8 @@ class DeliveryRunner:
         if connectors is None:
             connectors = [(build_connector(entry), validate_connector(entry).filter) for entry in settings.connectors]
         self._tasks = [_Task(connector, event_filter) for connector, event_filter in connectors]
+        for task in self._tasks:
+            task.connector.bind(ConnectorContext(store, evidence_url))
         self._running: list[asyncio.Task[None]] = []
         self._log_end = 0
         self._unsubscribe: Callable[[], None] | None = None
@@ -96,7 +114,9 @@ class DeliveryRunner:
         for task in self._tasks:
             s = task.status
             s.lag_events = max(0, self._log_end - s.offset)
-            s.lag_s = max(0.0, now - task.pending_ts) if task.pending_ts is not None else 0.0
+            if s.lag_events == 0:
+                task.oldest_ts = None  # caught up
+            s.lag_s = max(0.0, now - task.oldest_ts) if task.oldest_ts is not None else 0.0
         return [task.status for task in self._tasks]
 
     async def start(self) -> None:
@@ -115,6 +135,7 @@ class DeliveryRunner:
             self._unsubscribe()
             self._unsubscribe = None
         running, self._running = self._running, []
+        running += [task.background for task in self._tasks if task.background is not None]
         for t in running:
             t.cancel()
         await asyncio.gather(*running, return_exceptions=True)
@@ -139,6 +160,7 @@ class DeliveryRunner:
         backoff = Backoff(self._settings.backoff, self._rng)
         try:
             await self._start_connector(task)
+            task.background = asyncio.create_task(self._background(task), name=f"delivery:{name}:background")
             while True:
                 try:
                     await self._follow(task)
@@ -158,14 +180,23 @@ class DeliveryRunner:
             await self._failing(task, "runner stopped: internal error")
             raise
 
+    async def _background(self, task: _Task) -> None:
+        try:
+            await task.connector.background()
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a connector's own loop should not raise; if it does, deliveries go on
+            log.exception("delivery %s: background work failed and stopped", task.connector.name)
+
     async def _follow(self, task: _Task) -> None:
         consumer = consumer_name(task.connector.name)
         events = follow_events(self._store, task.status.offset, batch_size=self._settings.batch_size)
         async for event in events:
+            self._log_end = max(self._log_end, event.sequence)  # also appends this process was not told of
             if task.filter.matches(event):
-                task.pending_ts = event.last_seen_ts
+                # Kept after the delivery until the next matching event replaces it or the task catches up.
+                task.oldest_ts = event.last_seen_ts
                 await self._deliver(task, event)
-                task.pending_ts = None
                 task.status.offset = await asyncio.to_thread(self._store.commit_offset, consumer, event.sequence)
             else:
                 task.status.offset = event.sequence
@@ -183,7 +214,18 @@ class DeliveryRunner:
             except Exception as exc:  # a broker down at start is retried like a failed delivery
                 reason = exc.reason if isinstance(exc, RetryableError) else f"start: {type(exc).__name__}: {exc}"
                 await self._failing(task, reason)
+                if task.oldest_ts is None:
+                    task.oldest_ts = await self._oldest_waiting_ts(task)
                 await self._sleep(task, backoff.next_delay())
+
+    async def _oldest_waiting_ts(self, task: _Task) -> float | None:
+        """last_seen_ts of the first matching event after the offset (within one batch), for lag_s while no
+        event is in hand (the connector cannot start)."""
+        try:
+            batch = await asyncio.to_thread(self._store.read_events, task.status.offset, self._settings.batch_size)
+        except StoreError:
+            return None
+        return next((event.last_seen_ts for event in batch if task.filter.matches(event)), None)
 
     async def _deliver(self, task: _Task, event: IncidentEvent) -> None:
         name = task.connector.name

@@ -18,8 +18,8 @@ from typing import Any
 import aiohttp
 from pydantic import Field
 
-from detector.api.subscribe import event_json
 from detector.delivery.base import Connector, PermanentError, RetryableError, register_connector
+from detector.delivery.payload import event_to_json
 from detector.delivery.settings import ConnectorSettings, register_settings
 from detector.types import IncidentEvent
 
@@ -73,7 +73,7 @@ class WebhookConnector(Connector):
     async def deliver(self, event: IncidentEvent) -> None:
         await self.start()
         assert self._session is not None
-        body = event_json(event).encode("utf-8")
+        body = event_to_json(event)
         headers = {
             **self._settings.headers,
             "Content-Type": "application/json",

@@ -2,7 +2,8 @@
 content hash. A CLEARED event shows an empty place, so it takes no new photo: it carries the evidence refs of
 the incident's last event with evidence, so that a cleared incident (``GetIncident``, ``ListIncidents``, whose
 record is its last event) still has its photo. Those refs are remembered here per incident, and looked up in the
-store for an incident opened before a restart.
+store for an incident opened before a restart. An event raised with no frame at all (an UPDATED noting that the
+source is down) carries them the same way (:meth:`EvidenceStage.carry`).
 
 The event matters more than its photo: when rendering or storing fails, the event goes on without evidence.
 """
@@ -35,14 +36,23 @@ class EvidenceStage:
             return [self._cleared(event) for event in events]
         return await asyncio.to_thread(self._attach, frame, events)
 
+    async def carry(self, events: list[IncidentEvent]) -> list[IncidentEvent]:
+        """Events raised without a frame, each with the evidence of its incident's last event that had some."""
+        return await asyncio.to_thread(lambda: [self._with_last(event) for event in events])
+
     def _cleared(self, event: IncidentEvent) -> IncidentEvent:
         """A CLEARED event with the evidence of the incident's last event that had some (none if never any)."""
-        evidence = self._last.pop(event.incident_id, None)
+        carried = self._with_last(event)
+        self._last.pop(event.incident_id, None)
+        return carried
+
+    def _with_last(self, event: IncidentEvent) -> IncidentEvent:
+        evidence = self._last.get(event.incident_id)
         if evidence is None:  # opened before a restart: its last stored event has it
             try:
                 record = self._store.get_incident(event.incident_id)
             except StoreError as exc:
-                log.warning("evidence of a cleared incident not found: %s", exc)
+                log.warning("evidence of incident %s not found: %s", event.incident_id, exc)
                 record = None
             evidence = () if record is None else record.last_event.evidence
         return event if event.evidence or not evidence else dataclasses.replace(event, evidence=evidence)

@@ -27,11 +27,12 @@ from detector.ingest.admission import Admission
 from detector.ingest.decode import FrameRejected, RejectCode
 from detector.ingest.decoder import FrameDecoder
 from detector.ingest.frames import FrameInput, Unreadable
+from detector.ingest.health import StreamHealth, is_outage
 from detector.metrics import ServiceMetrics
 from detector.pipeline.order import SourceTurns, in_order
 from detector.rules import RulesEngine
 from detector.tracking import TrackerPool
-from detector.types import Detections, Frame, GroundFixes, IncidentEvent
+from detector.types import STREAM_HEALTH, Detections, EventType, Frame, GroundFixes, IncidentEvent
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,7 @@ class FrameOutcome:
     image_size: tuple[int, int] | None = None  # (width, height)
     timings: FrameTimings | None = None
     events: list[IncidentEvent] = field(default_factory=list)
+    recorded: bool = False  # a recorded flight's frame (SubmitVideo), not a live one
 
     @property
     def ok(self) -> bool:
@@ -90,6 +92,7 @@ class FramePipeline:
         writer: EventWriter,
         metrics: ServiceMetrics | None = None,
         observers: Sequence[Observer] = (),
+        stream_health: StreamHealth | None = None,
     ) -> None:
         self.admission = admission
         self.decoder = decoder
@@ -100,7 +103,8 @@ class FramePipeline:
         self.evidence = evidence
         self.writer = writer
         self.metrics = metrics or ServiceMetrics()
-        self.observers = list(observers)
+        self.stream_health = stream_health  # observes every frame; check_streams turns it into events
+        self.observers = [*([stream_health.observe] if stream_health is not None else []), *observers]
         self._turns = SourceTurns()
 
     @property
@@ -158,6 +162,7 @@ class FramePipeline:
                 image_size=(frame.width, frame.height),
                 timings=timings,
                 events=events,
+                recorded=item.recorded,
             )
             self._observe(frame, outcome)
             return outcome
@@ -190,10 +195,31 @@ class FramePipeline:
             yield outcome
 
     def restore(self) -> int:
-        """Continue the incidents that were open when the service last stopped; returns how many."""
+        """Continue the incidents that were open when the service last stopped; returns how many. The rules take
+        theirs; the stream-health monitor takes the STREAM_HEALTH ones (sources down or degraded)."""
         open_incidents = [record.last_event for record in self.writer.store.open_incidents()]
         self.rules.restore(open_incidents)
+        if self.stream_health is not None:
+            self.stream_health.restore(e for e in open_incidents if e.category == STREAM_HEALTH)
         return len(open_incidents)
+
+    async def check_streams(self) -> list[IncidentEvent]:
+        """Stream health now (the service calls it every ``ingest.health_check_interval_s``): SOURCE_DOWN,
+        SOURCE_DEGRADED and SOURCE_UP events, each SOURCE_DOWN followed by an UPDATED for every open incident of
+        that source ("source down since ..."), and a SOURCE_UP of an outage by one for those still open ("source
+        back at ..."); all appended to the event log like the rules' own. Returns them."""
+        if self.stream_health is None:
+            return []
+        events: list[IncidentEvent] = []
+        for change in self.stream_health.check():
+            events.append(change)
+            if change.type is EventType.SOURCE_DOWN:
+                events.extend(await self.evidence.carry(self.rules.source_down(change.source_id, change.last_seen_ts)))
+            elif change.type is EventType.SOURCE_UP and is_outage(change):
+                events.extend(await self.evidence.carry(self.rules.source_back(change.source_id, change.last_seen_ts)))
+        if events:
+            await self.writer.append(events)
+        return events
 
     async def _after_model(
         self, frame: Frame, detections: Detections

@@ -299,6 +299,25 @@ class RulesConfig(_Strict):
         default_factory=FixedCamera, description="Rules for sources not listed in 'sources'."
     )
     sources: dict[str, SourceRules] = Field(default_factory=dict, description="Rules per source_id.")
+    rejected_suppress_s: float = Field(
+        default=86400.0,
+        ge=0,
+        description="After the case system REJECTED an incident (a false alarm), no new incident of its category "
+        "opens at its place for this long, in wall-clock seconds from the verdict (0: no suppression).",
+    )
+    rejected_suppress_iou: float = Field(
+        default=0.3,
+        gt=0.0,
+        le=1.0,
+        description="Fixed cameras: a sighting on the rejected incident's source whose box overlaps the rejected "
+        "box at least this much (IoU) is at its place.",
+    )
+    rejected_suppress_radius_m: float = Field(
+        default=15.0,
+        gt=0,
+        description="Moving cameras: a located sighting (any source) within this ground distance of the rejected "
+        "incident's location is at its place.",
+    )
 
     @model_validator(mode="after")
     def _verify(self) -> Self:

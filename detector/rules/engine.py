@@ -7,7 +7,8 @@ Each call to :meth:`RulesEngine.update` evaluates one frame of one source:
    at all has its whole view as one, ``no_zones: whole_view``). The rest are ignored.
 2. Sightings are associated with the source's open incidents and candidates by place (``Associator``), then
    with recently cleared incidents (reopen). A sighting overlapping a place already seen in this frame is a
-   duplicate (e.g. a stall and its cart); any other starts a new candidate.
+   duplicate (e.g. a stall and its cart); any other starts a new candidate, unless it stands on a place the case
+   system rejected (:meth:`RulesEngine.apply_verdict`, :mod:`detector.rules.suppress`).
 3. Each candidate or incident decides on its event (see :mod:`detector.rules.incident`).
 
 Events come out with ``sequence`` 0; the store assigns sequences. Evidence: every event belongs to the frame
@@ -29,8 +30,11 @@ sighting.
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import partial
 
 import numpy as np
@@ -41,6 +45,7 @@ from detector.rules.confirm import KOfNSeconds, KOfNSecondsOrPasses
 from detector.rules.dwell import DwellClock
 from detector.rules.geo_place import place_associator
 from detector.rules.incident import IncidentTrack, OpeningRule, Status, TrackContext
+from detector.rules.suppress import RejectedPlace, Suppressions
 from detector.rules.zones import (
     GeoAreaZone,
     Zone,
@@ -50,9 +55,17 @@ from detector.rules.zones import (
     prohibiting_geo_zone,
     prohibiting_zone,
 )
-from detector.types import Detections, EventType, GroundFixes, IncidentEvent
+from detector.types import STREAM_HEALTH, CaseState, Detections, EventType, GroundFixes, IncidentEvent
+
+log = logging.getLogger(__name__)
 
 AssociatorFactory = Callable[[SourceRules], Associator]
+SuppressedCallback = Callable[[str, str], None]
+"""(source_id, category): a sighting at a rejected place was kept from opening a candidate."""
+
+
+def _rfc3339(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 class RulesError(Exception):
@@ -94,8 +107,13 @@ class RulesEngine:
         *,
         model_version: str = "",
         associator_for: AssociatorFactory = place_associator,
+        clock: Callable[[], float] = time.time,
+        on_suppressed: SuppressedCallback | None = None,
     ) -> None:
         self.config = config
+        self._clock = clock  # wall clock: rejected places expire by it (see detector.rules.suppress)
+        self._on_suppressed = on_suppressed
+        self._suppressions = Suppressions(config.rejected_suppress_iou, config.rejected_suppress_radius_m)
         self._class_names = list(class_names)
         self._category_of = config.category_of()
         self._dwell_classes = dwell_classes(config)
@@ -143,9 +161,12 @@ class RulesEngine:
         """Continue incidents that were open before a restart, from the last event of each.
 
         Their objects are then associated by place as if the service had never stopped; an object gone for
-        ``clear_after_s`` by the first frame after the restart clears its incident.
+        ``clear_after_s`` by the first frame after the restart clears its incident. ``STREAM_HEALTH`` incidents
+        (a source down or degraded) are the stream-health monitor's, not the rules': they are skipped.
         """
         for event in open_incidents:
+            if event.category == STREAM_HEALTH:
+                continue
             if event.type is EventType.CLEARED:
                 raise RulesError(f"incident {event.incident_id} is cleared; restore() takes open incidents only")
             category = self.config.categories.get(event.category)
@@ -172,6 +193,63 @@ class RulesEngine:
             track = IncidentTrack(sighting, event.last_seen_ts, self._context(event.source_id, class_name))
             track.restore(event)
             state.tracks.append(track)
+
+    def source_down(self, source_id: str, since_ts: float) -> list[IncidentEvent]:
+        """An UPDATED event for each open incident of ``source_id``, noting that the source is down since
+        ``since_ts`` (the capture time of its last frame). Nothing changes: the incidents keep their dwell and
+        clear as if no event had been sent, and clear only on frames that show their place empty."""
+        return self._note_open(source_id, f"source down since {_rfc3339(since_ts)}")
+
+    def source_back(self, source_id: str, at_ts: float) -> list[IncidentEvent]:
+        """An UPDATED event for each incident of ``source_id`` still open when its frames are back (``at_ts``:
+        the capture time of the first frame back); like :meth:`source_down`, it changes nothing."""
+        return self._note_open(source_id, f"source back at {_rfc3339(at_ts)}")
+
+    def _note_open(self, source_id: str, note: str) -> list[IncidentEvent]:
+        state = self._sources.get(source_id)
+        if state is None:
+            return []
+        return [track.describe(EventType.UPDATED, note) for track in state.tracks if track.status is Status.OPEN]
+
+    def apply_verdict(self, event: IncidentEvent, verdict_ts: float | None = None) -> None:
+        """Learn the case system's verdict, a FEEDBACK event (``verdict_ts``: its wall-clock time; None: now).
+
+        RESOLVED and REJECTED close the incident: it is forgotten, so it raises no more events (the store shows it
+        cleared already), and its object seen again later is a new candidate, hence a new incident. REJECTED also
+        keeps new candidates of its category off its place for ``rejected_suppress_s`` after the verdict.
+        Synchronous, like :meth:`update`: call both from one thread (the pipeline's event loop), so a verdict
+        falls between two frames' steps, never inside one.
+        """
+        if event.case_state is None or not CaseState(event.case_state).closes:
+            return
+        state = self._sources.get(event.source_id)
+        if state is not None:
+            state.tracks = [track for track in state.tracks if track.incident_id != event.incident_id]
+        if CaseState(event.case_state) is not CaseState.REJECTED or self.config.rejected_suppress_s <= 0:
+            return
+        rules = self.config.for_source(event.source_id)
+        until_ts = (self._clock() if verdict_ts is None else verdict_ts) + self.config.rejected_suppress_s
+        if until_ts <= self._clock():
+            return
+        place = RejectedPlace(
+            event.incident_id,
+            event.category,
+            event.source_id,
+            event.box_xyxy,
+            event.location,
+            isinstance(rules, MovingCamera),
+            until_ts,
+        )
+        self._suppressions.add(place)
+        log.info(
+            "rejected place suppressed",
+            extra={
+                "incident_id": event.incident_id,
+                "category": event.category,
+                "source_id": event.source_id,
+                "until_ts": round(until_ts, 3),
+            },
+        )
 
     def _state(self, source_id: str) -> _SourceState:
         state = self._sources.get(source_id)
@@ -263,8 +341,27 @@ class RulesEngine:
                 tracks[p].observe(left[s], now)
             taken = {s for _, s in pairs}
             left = [sighting for s, sighting in enumerate(left) if s not in taken]
+        moving = isinstance(state.rules, MovingCamera)
+        wall_ts = self._clock() if left and len(self._suppressions) else None
         for sighting in sorted(left, key=lambda s: -s.confidence):
+            if wall_ts is not None and self._suppressed(source_id, moving, sighting, wall_ts):
+                continue
             seen = (track for track in state.tracks if track.last_seen_ts == now)
             if any(state.duplicates.similarity(track, sighting) is not None for track in seen):
                 continue  # a second box on a place already seen in this frame
             state.tracks.append(IncidentTrack(sighting, now, self._context(source_id, sighting.class_name)))
+
+    def _suppressed(self, source_id: str, moving: bool, sighting: Sighting, wall_ts: float) -> bool:
+        """Whether ``sighting`` stands on a rejected place; counted, and logged the first time per place."""
+        place = self._suppressions.covering(source_id, moving, sighting, wall_ts)
+        if place is None:
+            return False
+        place.suppressed += 1
+        if place.suppressed == 1:
+            log.info(
+                "candidate suppressed at a rejected place",
+                extra={"incident_id": place.incident_id, "category": sighting.category, "source_id": source_id},
+            )
+        if self._on_suppressed is not None:
+            self._on_suppressed(source_id, sighting.category)
+        return True

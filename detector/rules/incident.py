@@ -209,6 +209,11 @@ class IncidentTrack:
         # Box and confidence are those of ``now``'s frame, except CLEARED, which reports the last sighting:
         # the server builds evidence from this box on the current frame (for CLEARED: the place, now empty).
         self._reported = _Reported(now, self.confidence, self.box, self.location)
+        return self.describe(kind)
+
+    def describe(self, kind: EventType, note: str = "") -> IncidentEvent:
+        """The incident as it stands, as an event of ``kind``, changing nothing: the next update, heartbeat and
+        clear come as if it had not been sent (e.g. an UPDATED saying that the source is down)."""
         category = self._context.category
         return IncidentEvent(
             event_id=str(uuid.uuid4()),
@@ -229,4 +234,5 @@ class IncidentTrack:
             location=self.location,
             source_pose=self.source_pose,
             location_note=self.location_note,
+            note=note,
         )

@@ -1,6 +1,7 @@
 """Durable store: append-only incident event log, incidents, consumer offsets and evidence files.
 
-Importing this package registers the built-in backends, so ``open_store("sqlite:///data")`` works.
+Importing this package registers the built-in backends, so ``open_store("sqlite:///data")`` and
+``open_store("postgresql://host/db")`` work.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from detector.store.model import (
     IncidentState,
     RetentionReport,
 )
+from detector.store.postgres import PostgresStore
 from detector.store.sqlite import SqliteStore
 
 __all__ = [
@@ -49,6 +51,7 @@ __all__ = [
     "InvalidEvent",
     "InvalidQuery",
     "OffsetAheadOfLog",
+    "PostgresStore",
     "RetentionReport",
     "SqliteStore",
     "StoreClosed",

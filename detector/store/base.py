@@ -6,6 +6,7 @@ A backend is a subclass of ``IncidentStore`` registered under a name::
     class SqliteStore(IncidentStore): ...
 
     store = open_store("sqlite:///var/lib/streetwatch")
+    store = open_store("postgresql://streetwatch@db.internal/streetwatch")  # shared by several replicas
 
 All methods are synchronous and thread-safe; asyncio callers use ``asyncio.to_thread`` for reads and writes,
 and ``wait_for_async`` (which holds no thread) to follow the log.
@@ -136,6 +137,11 @@ class IncidentStore(ABC):
     @abstractmethod
     def integrity_check(self) -> list[str]:
         """Problems found in the database and in a sample of evidence files; empty when healthy."""
+
+    @abstractmethod
+    def schema_version(self) -> int:
+        """The database's schema version; once the store is open, the latest this build knows (opening
+        migrates an older database and refuses a newer one with ``IncompatibleSchema``)."""
 
     @abstractmethod
     def close(self) -> None:

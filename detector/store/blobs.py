@@ -12,6 +12,7 @@ import io
 import os
 import re
 import tempfile
+import time
 from pathlib import Path
 
 from detector.store.errors import EvidenceCorrupt, EvidenceMissing, InvalidQuery, StoreFull
@@ -35,6 +36,26 @@ def check_kind(kind: str) -> EvidenceKind:
         raise InvalidQuery(f"evidence kind must be one of {known}, got {kind!r}") from None
 
 
+def evidence_uri(sha256: str, kind: EvidenceKind) -> str:
+    """The reference put in events, the same for every backend: ``evidence/ab/abcdef....jpg`` (for SQLite
+    also the file's path relative to the data directory)."""
+    return f"evidence/{sha256[:2]}/{sha256}{_EXTENSIONS[kind]}"
+
+
+def verified(sha256: str, data: bytes, size_bytes: int, where: str) -> io.BytesIO:
+    """``data`` as a readable stream once it matches the size and hash it was stored with; else
+    ``EvidenceCorrupt``, saying ``where`` the bytes were found ("on disk", "in the database")."""
+    if len(data) != size_bytes:
+        raise EvidenceCorrupt(f"evidence {sha256} has {len(data)} bytes {where}, {size_bytes} were stored")
+    if hashlib.sha256(data).hexdigest() != sha256:
+        raise EvidenceCorrupt(f"evidence {sha256} does not match its hash; its bytes {where} were altered")
+    return io.BytesIO(data)
+
+
+# A staged evidence file is published within milliseconds; one this old was left by a crash.
+STAGED_MAX_AGE_S = 3600.0
+
+
 class EvidenceFiles:
     """Content-addressed files under one root; the database keeps the index, this class only the bytes."""
 
@@ -45,7 +66,7 @@ class EvidenceFiles:
 
     def relative_path(self, sha256: str, kind: EvidenceKind) -> str:
         """Path relative to the data directory, with '/' separators; this is also the evidence URI."""
-        return f"evidence/{sha256[:2]}/{sha256}{_EXTENSIONS[kind]}"
+        return evidence_uri(sha256, kind)
 
     def stage(self, data: bytes) -> Path:
         """Write ``data`` to a synced temporary file in the evidence root; ``publish`` moves it into place."""
@@ -82,19 +103,22 @@ class EvidenceFiles:
             data = path.read_bytes()
         except FileNotFoundError:
             raise EvidenceMissing(f"evidence {sha256} is indexed but its file {relative_path} is gone") from None
-        if len(data) != size_bytes:
-            raise EvidenceCorrupt(f"evidence {sha256} has {len(data)} bytes on disk, {size_bytes} were stored")
-        if hashlib.sha256(data).hexdigest() != sha256:
-            raise EvidenceCorrupt(f"evidence {sha256} does not match its hash; the file was altered")
-        return io.BytesIO(data)
+        return verified(sha256, data, size_bytes, "on disk")
 
     def remove(self, relative_path: str) -> None:
         (self._data_dir / relative_path).unlink(missing_ok=True)
 
-    def sweep_staged(self) -> None:
-        """Remove temporary files left by a crash between ``stage`` and ``publish``."""
+    def sweep_staged(self, older_than_s: float = STAGED_MAX_AGE_S) -> None:
+        """Remove temporary files left by a crash between ``stage`` and ``publish``. Only those older than
+        ``older_than_s``: another process opening the same store (``detector connectors status`` beside a running
+        service) must not delete a file the service is writing right now."""
+        cutoff = time.time() - older_than_s
         for leftover in self._root.glob(".tmp-*"):
-            leftover.unlink(missing_ok=True)
+            try:
+                if leftover.stat().st_mtime < cutoff:
+                    leftover.unlink(missing_ok=True)
+            except FileNotFoundError:
+                continue
 
 
 def _fsync_dir(directory: Path) -> None:

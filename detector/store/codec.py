@@ -207,6 +207,7 @@ def decode_incident_row(row: Row) -> IncidentRecord:
         last_event=event,
         case_state=CaseState(row["incident_case_state"]) if row["incident_case_state"] else None,
         case_id=row["incident_case_id"],
+        case_updated_ts=row["incident_case_updated_ts"],
     )
 
 

@@ -8,7 +8,8 @@ memory, and never holds up appends or other followers.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any
 
 from detector.store.base import IncidentStore
 from detector.store.model import ANY_EVENT, EventFilter
@@ -21,6 +22,7 @@ async def follow_events(
     event_filter: EventFilter = ANY_EVENT,
     batch_size: int = 256,
     idle_wait_s: float = 5.0,
+    until: asyncio.Event | None = None,
 ) -> AsyncIterator[IncidentEvent]:
     """Yield matching events with sequence > ``after_sequence`` forever: the backlog first, then live ones.
 
@@ -29,10 +31,12 @@ async def follow_events(
         async for event in follow_events(store, store.get_offset("dispatch")):
             await stream.write(to_proto(event))
 
-    The iterator ends only when the store is closed (it then raises ``StoreClosed``) or the caller stops.
+    The iterator ends when the store is closed (it then raises ``StoreClosed``), the caller stops, or ``until``
+    is set. Set ``until`` rather than cancel a follower to stop it before the store closes: it then ends between
+    two reads, never while a thread still reads (cancelling leaves that thread reading a store being closed).
     """
     after = after_sequence
-    while True:
+    while until is None or not until.is_set():
         # Read the log's end before the batch: if the batch comes back short, every event up to that end was
         # seen, including the ones the filter skipped, so the next wait does not spin on them.
         log_end = await asyncio.to_thread(store.last_sequence)
@@ -43,4 +47,18 @@ async def follow_events(
         if len(batch) == batch_size:
             continue
         after = max(after, log_end)
-        await store.wait_for_async(after, idle_wait_s)
+        if until is None:
+            await store.wait_for_async(after, idle_wait_s)
+        else:
+            await _first_of(store.wait_for_async(after, idle_wait_s), until.wait())
+
+
+async def _first_of(*waits: Coroutine[Any, Any, object]) -> None:
+    """Wait until one of ``waits`` is done; cancel the others (waits that hold no thread)."""
+    tasks = [asyncio.ensure_future(w) for w in waits]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -70,6 +70,7 @@ class IncidentRecord:
     last_event: IncidentEvent
     case_state: CaseState | None = None  # the case system's latest verdict (kept across later events)
     case_id: str = ""  # the case system's id for the case, once it gave one
+    case_updated_ts: float | None = None  # wall-clock seconds the store recorded the latest verdict
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import logging
 import sqlite3
 import threading
 import time
@@ -23,10 +24,7 @@ from detector.store.blobs import EvidenceFiles, check_kind, check_sha256
 from detector.store.codec import (
     check_appendable,
     decode_event_row,
-    decode_evidence,
     decode_incident_row,
-    decode_page_token,
-    encode_page_token,
     event_to_row,
     incident_state_after,
     opens,
@@ -41,6 +39,12 @@ from detector.store.errors import (
     StoreError,
     StoreFull,
 )
+from detector.store.maintenance import (
+    EVIDENCE_OF_OPEN_INCIDENTS,
+    event_log_problems,
+    evidence_to_prune,
+    protected_evidence,
+)
 from detector.store.model import (
     ANY_EVENT,
     DeadLetter,
@@ -49,6 +53,19 @@ from detector.store.model import (
     IncidentRecord,
     IncidentState,
     RetentionReport,
+)
+from detector.store.sql_common import (
+    DELETE_DEAD_LETTER,
+    EVENT_LOG_SPAN,
+    INCIDENTS_WITH_CASE_STATE,
+    OPEN_INCIDENTS,
+    SELECT_DEAD_LETTERS,
+    SELECT_OFFSET,
+    UPSERT_DEAD_LETTER,
+    UPSERT_OFFSET,
+    decode_dead_letter,
+    incident_page,
+    incidents_query,
 )
 from detector.store.sqlite_queries import (
     INSERT_EVENT,
@@ -60,8 +77,10 @@ from detector.store.sqlite_queries import (
 from detector.store.sqlite_schema import immediate_transaction, migrate
 from detector.types import CaseState, EventType, Evidence, EvidenceKind, IncidentEvent
 
+log = logging.getLogger(__name__)
+
 DB_FILENAME = "incidents.db"
-MAX_PAGE_SIZE = 1000
+CLOSE_WAIT_S = 30.0  # how long close() waits for reads and writes under way
 
 
 @register_store("sqlite")
@@ -81,6 +100,8 @@ class SqliteStore(IncidentStore):
         self._evidence_spot_checks = evidence_spot_checks
         self._clock = clock
         self._closed = False
+        self._inflight = 0  # connection uses under way (see _translated)
+        self._inflight_changed = threading.Condition()
         self._write_lock = threading.RLock()
         self._readers_lock = threading.Lock()
         self._readers: list[sqlite3.Connection] = []
@@ -130,8 +151,12 @@ class SqliteStore(IncidentStore):
 
     @contextmanager
     def _translated(self, action: str) -> Iterator[None]:
-        if self._closed:
-            raise StoreClosed(f"{action}: the store is closed")
+        """Every use of a connection runs inside this: SQLite errors become store errors, and ``close`` waits
+        for the uses in flight (closing a connection another thread is reading from can crash the process)."""
+        with self._inflight_changed:
+            if self._closed:
+                raise StoreClosed(f"{action}: the store is closed")
+            self._inflight += 1
         try:
             yield
         except sqlite3.ProgrammingError as exc:
@@ -144,6 +169,10 @@ class SqliteStore(IncidentStore):
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise StoreFull(f"{action}: disk full under {self._data_dir}") from exc
             raise
+        finally:
+            with self._inflight_changed:
+                self._inflight -= 1
+                self._inflight_changed.notify_all()
 
     @contextmanager
     def _transaction(self, action: str) -> Iterator[sqlite3.Connection]:
@@ -217,23 +246,12 @@ class SqliteStore(IncidentStore):
                 raise OffsetAheadOfLog(
                     f"consumer {consumer!r} acknowledged sequence {sequence}, but the log ends at {last}"
                 )
-            conn.execute(
-                "INSERT INTO consumer_offsets (consumer, sequence, updated_ts) VALUES (?, ?, ?) "
-                "ON CONFLICT (consumer) DO UPDATE SET sequence = excluded.sequence, "
-                "updated_ts = excluded.updated_ts "
-                "WHERE excluded.sequence > consumer_offsets.sequence",
-                (consumer, sequence, self._clock()),
-            )
-            row = conn.execute("SELECT sequence FROM consumer_offsets WHERE consumer = ?", (consumer,)).fetchone()
-            return int(row[0])
+            conn.execute(UPSERT_OFFSET, (consumer, sequence, self._clock()))
+            return int(conn.execute(SELECT_OFFSET, (consumer,)).fetchone()[0])
 
     def get_offset(self, consumer: str) -> int:
         with self._translated("reading an offset"):
-            row = (
-                self._reader()
-                .execute("SELECT sequence FROM consumer_offsets WHERE consumer = ?", (consumer,))
-                .fetchone()
-            )
+            row = self._reader().execute(SELECT_OFFSET, (consumer,)).fetchone()
             return 0 if row is None else int(row[0])
 
     # -- dead letters ---------------------------------------------------------------------------------------
@@ -242,31 +260,16 @@ class SqliteStore(IncidentStore):
         if not consumer:
             raise InvalidQuery("consumer name must not be empty")
         with self._transaction("recording a dead letter") as conn:
-            conn.execute(
-                "INSERT OR REPLACE INTO dead_letters (consumer, event_sequence, event_id, reason, attempts, "
-                "created_ts) VALUES (?, ?, ?, ?, ?, ?)",
-                (consumer, event_sequence, event_id, reason, attempts, self._clock()),
-            )
+            conn.execute(UPSERT_DEAD_LETTER, (consumer, event_sequence, event_id, reason, attempts, self._clock()))
 
     def dead_letters(self, consumer: str) -> list[DeadLetter]:
         with self._translated("reading dead letters"):
-            rows = (
-                self._reader()
-                .execute(
-                    "SELECT consumer, event_sequence, event_id, reason, attempts, created_ts FROM dead_letters "
-                    "WHERE consumer = ? ORDER BY event_sequence",
-                    (consumer,),
-                )
-                .fetchall()
-            )
-        return [DeadLetter(str(r[0]), int(r[1]), str(r[2]), str(r[3]), int(r[4]), float(r[5])) for r in rows]
+            rows = self._reader().execute(SELECT_DEAD_LETTERS, (consumer,)).fetchall()
+        return [decode_dead_letter(row) for row in rows]
 
     def remove_dead_letter(self, consumer: str, event_sequence: int) -> bool:
         with self._transaction("removing a dead letter") as conn:
-            cursor = conn.execute(
-                "DELETE FROM dead_letters WHERE consumer = ? AND event_sequence = ?", (consumer, event_sequence)
-            )
-            return cursor.rowcount > 0
+            return conn.execute(DELETE_DEAD_LETTER, (consumer, event_sequence)).rowcount > 0
 
     # -- incidents ------------------------------------------------------------------------------------------
 
@@ -282,33 +285,22 @@ class SqliteStore(IncidentStore):
         page_size: int = 100,
         page_token: str = "",
     ) -> IncidentPage:
-        if not 1 <= page_size <= MAX_PAGE_SIZE:
-            raise InvalidQuery(f"page_size must be between 1 and {MAX_PAGE_SIZE}, got {page_size}")
-        where, params = filter_sql(event_filter, "i.")
-        if state is not None:
-            where += " AND i.state = ?"
-            params.append(state.value)
-        if page_token:
-            where += " AND i.incident_no < ?"
-            params.append(decode_page_token(page_token))
-        sql = f"{SELECT_INCIDENT} WHERE 1 = 1{where} ORDER BY i.incident_no DESC LIMIT ?"
+        sql, params = incidents_query(event_filter, state, page_size, page_token)
         with self._translated("listing incidents"):
-            rows = self._reader().execute(sql, (*params, page_size + 1)).fetchall()
-            items = [decode_incident_row(row) for row in rows[:page_size]]
-        next_token = encode_page_token(int(rows[page_size - 1]["incident_no"])) if len(rows) > page_size else ""
-        return IncidentPage(items=items, next_page_token=next_token)
+            return incident_page(self._reader().execute(sql, params).fetchall(), page_size)
 
     def open_incidents(self) -> list[IncidentRecord]:
         with self._translated("reading open incidents"):
-            rows = self._reader().execute(f"{SELECT_INCIDENT} WHERE i.state = 'open' ORDER BY i.incident_no").fetchall()
+            rows = self._reader().execute(OPEN_INCIDENTS).fetchall()
             return [decode_incident_row(row) for row in rows]
 
     # -- evidence -------------------------------------------------------------------------------------------
 
     def incidents_with_case_state(self, state: CaseState, updated_after_ts: float) -> list[IncidentRecord]:
-        sql = f"{SELECT_INCIDENT} WHERE i.case_state = ? AND i.case_updated_ts > ? ORDER BY i.case_updated_ts"
         with self._translated("reading incidents by case state"):
-            rows = self._reader().execute(sql, (CaseState(state).value, updated_after_ts)).fetchall()
+            rows = (
+                self._reader().execute(INCIDENTS_WITH_CASE_STATE, (CaseState(state).value, updated_after_ts)).fetchall()
+            )
             return [decode_incident_row(row) for row in rows]
 
     def put_evidence(self, kind: EvidenceKind, data: bytes) -> Evidence:
@@ -344,25 +336,18 @@ class SqliteStore(IncidentStore):
 
     def apply_retention(self, max_age_s: float | None, max_bytes: int | None) -> RetentionReport:
         now = self._clock()
-        doomed: dict[str, tuple[str, int]] = {}
         incidents_pruned = 0
         # The write lock spans the transaction and the unlinks, so put_evidence cannot re-index a file that is
         # about to go. Files go only after their rows are committed away: a crash in between leaves an
         # unindexed file (wasted space), never an index row without its file.
         with self._write_lock:
             with self._transaction("applying retention") as conn:
-                protected = _evidence_of_open_incidents(conn)
+                protected = protected_evidence(conn.execute(EVIDENCE_OF_OPEN_INCIDENTS))
                 rows = conn.execute(
                     "SELECT sha256, path, size_bytes, created_ts FROM evidence ORDER BY created_ts, sha256"
                 ).fetchall()
-                total_bytes = sum(int(row["size_bytes"]) for row in rows)
-                for row in rows:
-                    expired = max_age_s is not None and row["created_ts"] < now - max_age_s
-                    over_budget = max_bytes is not None and total_bytes > max_bytes
-                    if row["sha256"] in protected or not (expired or over_budget):
-                        continue
-                    doomed[row["sha256"]] = (row["path"], int(row["size_bytes"]))
-                    total_bytes -= int(row["size_bytes"])
+                pruned, total_bytes = evidence_to_prune(rows, protected, now, max_age_s, max_bytes)
+                doomed = {row["sha256"]: (row["path"], int(row["size_bytes"])) for row in pruned}
                 conn.executemany("DELETE FROM evidence WHERE sha256 = ?", [(sha,) for sha in doomed])
                 if max_age_s is not None:
                     incidents_pruned = conn.execute(
@@ -383,14 +368,8 @@ class SqliteStore(IncidentStore):
             conn = self._reader()
             try:
                 problems += [f"database: {row[0]}" for row in conn.execute("PRAGMA quick_check") if row[0] != "ok"]
-                count, first, last = conn.execute(
-                    "SELECT COUNT(*), MIN(sequence), MAX(sequence) FROM events"
-                ).fetchone()
-                recorded_last = self._read_last_sequence(conn)
-                if count and (first != 1 or last != count):
-                    problems.append(f"event log: {count} events span sequences {first}..{last}; expected 1..{count}")
-                if (last or 0) != recorded_last:
-                    problems.append(f"event log: last event is {last or 0}, log_state says {recorded_last}")
+                count, first, last = conn.execute(EVENT_LOG_SPAN).fetchone()
+                problems += event_log_problems(count, first, last, self._read_last_sequence(conn))
                 samples = conn.execute(
                     "SELECT sha256, path, size_bytes FROM evidence ORDER BY RANDOM() LIMIT ?",
                     (self._evidence_spot_checks,),
@@ -405,21 +384,21 @@ class SqliteStore(IncidentStore):
                 problems.append(f"evidence: {exc}")
         return problems
 
+    def schema_version(self) -> int:
+        with self._translated("reading the schema version"):
+            return int(self._reader().execute("SELECT version FROM schema_version").fetchone()[0])
+
     def close(self) -> None:
-        with self._write_lock, self._readers_lock:
+        with self._inflight_changed:
             if self._closed:
                 return
-            self._closed = True
+            self._closed = True  # no new use starts; the ones under way finish first
+            if not self._inflight_changed.wait_for(lambda: self._inflight == 0, timeout=CLOSE_WAIT_S):
+                log.warning("closing the store while %d reads or writes are still running", self._inflight)
+        with self._write_lock, self._readers_lock:
             readers, self._readers = self._readers, []
             for conn in readers:
                 conn.close()
             # The last connection to close checkpoints the WAL into the main file.
             self._writer.close()
         self._appends.close()
-
-
-def _evidence_of_open_incidents(conn: sqlite3.Connection) -> set[str]:
-    rows = conn.execute(
-        "SELECT e.evidence FROM incidents AS i JOIN events AS e ON e.sequence = i.last_sequence WHERE i.state = 'open'"
-    )
-    return {evidence.sha256 for row in rows for evidence in decode_evidence(row["evidence"])}

@@ -15,6 +15,8 @@ _SQLITE_FULL = 13
 _SQLITE_NOTADB = 26
 
 INSERT_EVENT = f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES ({', '.join(':' + c for c in EVENT_COLUMNS)})"
+# After a closing verdict (RESOLVED, REJECTED) the incident stays cleared: an UPDATED the rules raised before their
+# feedback watcher saw the verdict is logged, but does not reopen it.
 UPSERT_INCIDENT = """
 INSERT INTO incidents (incident_id, state, category, case_code, label, severity, severity_rank, source_id,
     first_seen_ts, last_seen_ts, box, zone_id, location, last_sequence, opened_count, updated_ts,
@@ -23,7 +25,9 @@ VALUES (:incident_id, :state, :category, :case_code, :label, :severity, :severit
     :first_seen_ts, :last_seen_ts, :box, :zone_id, :location, :sequence, :opened, :recorded_ts,
     :case_state, :case_id, CASE WHEN :case_state = '' THEN NULL ELSE :recorded_ts END)
 ON CONFLICT (incident_id) DO UPDATE SET
-    state = excluded.state, category = excluded.category, case_code = excluded.case_code,
+    state = CASE WHEN incidents.case_state IN ('RESOLVED', 'REJECTED') AND excluded.case_state = ''
+        THEN incidents.state ELSE excluded.state END,
+    category = excluded.category, case_code = excluded.case_code,
     label = excluded.label, severity = excluded.severity, severity_rank = excluded.severity_rank,
     source_id = excluded.source_id,
     first_seen_ts = excluded.first_seen_ts, last_seen_ts = excluded.last_seen_ts, box = excluded.box,
@@ -35,7 +39,7 @@ ON CONFLICT (incident_id) DO UPDATE SET
 """
 SELECT_INCIDENT = """
 SELECT i.incident_no, i.state AS incident_state, i.opened_count, i.case_state AS incident_case_state,
-    i.case_id AS incident_case_id, e.*
+    i.case_id AS incident_case_id, i.case_updated_ts AS incident_case_updated_ts, e.*
 FROM incidents AS i JOIN events AS e ON e.sequence = i.last_sequence
 """
 

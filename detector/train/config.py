@@ -47,6 +47,20 @@ class SimSource(BaseModel):
     seed: int = Field(0, description="Seed of the composite generator.")
 
 
+class HardNegativeSource(BaseModel):
+    """Background images with empty labels, e.g. the crops of incidents the case system REJECTED
+    (``<store.data_dir>/hard_negatives``, see :mod:`detector.incidents.hard_negatives`): images/ and labels/."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["hard_negatives"] = Field(description="'hard_negatives' (required: it names this kind).")
+    name: str = Field(description="Short name; prefixes every image.")
+    path: Path = Field(description="Folder holding images/ (and labels/); relative paths are from the config file.")
+    val_fraction: float = Field(
+        0.0, ge=0.0, lt=1.0, description="Share held out for val (there they count false positives only)."
+    )
+
+
 class Augment(BaseModel):
     """Ultralytics' augmentation settings that the mix of views decides (the rest keep ultralytics' defaults).
 
@@ -95,7 +109,9 @@ class TrainConfig(BaseModel):
     )
     work_dir: Path = Field(Path("../.cache/train"), description="Assembled dataset and ultralytics runs.")
     output: Path = Field(description="Where the best checkpoint is copied, e.g. streetwatch-v1.pt.")
-    sources: list[YoloSource | SimSource] = Field(description="Datasets merged into the unified class list.")
+    sources: list[YoloSource | SimSource | HardNegativeSource] = Field(
+        description="Datasets merged into the unified class list."
+    )
 
     @model_validator(mode="after")
     def _verify(self) -> TrainConfig:
@@ -107,6 +123,8 @@ class TrainConfig(BaseModel):
 def verify_source_classes(config: TrainConfig) -> None:
     known = set(config.classes)
     for source in config.sources:
+        if isinstance(source, HardNegativeSource):
+            continue  # backgrounds: no class of their own
         targets = source.classes.values() if isinstance(source, YoloSource) else source.classes
         unknown = sorted(set(targets) - known)
         if unknown:
@@ -125,7 +143,7 @@ def load_train_config(path: Path) -> TrainConfig:
     config = TrainConfig.model_validate(raw)
     base = path.resolve().parent
     for source in config.sources:
-        if isinstance(source, YoloSource):
+        if isinstance(source, YoloSource | HardNegativeSource):
             source.path = (base / source.path).resolve()
         else:
             source.backgrounds = [(base / b).resolve() for b in source.backgrounds]

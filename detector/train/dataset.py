@@ -18,7 +18,7 @@ import numpy as np
 import yaml
 from tqdm import tqdm
 
-from detector.train.config import SimSource, TrainConfig, YoloSource
+from detector.train.config import HardNegativeSource, SimSource, TrainConfig, YoloSource
 from detector.train.neardup import copy_stem, dhash, group_near_duplicates
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
@@ -87,6 +87,26 @@ def list_yolo_source(source: YoloSource, unified: list[str]) -> list[LabelledIma
                 continue
             label = source.path / str(rel).replace("images", "labels", 1) / (image.stem + ".txt")
             images.append(LabelledImage(image, read_yolo_label(label, class_map), given_val))
+    return images
+
+
+def list_hard_negatives(source: HardNegativeSource) -> list[LabelledImage]:
+    """Every image in ``source.path/images`` as a background (no boxes). A label file with a box in it means
+    someone labelled a hard negative: refused, since it belongs in a labelled source instead."""
+    image_dir = source.path / "images"
+    if not image_dir.is_dir():
+        raise ValueError(f"hard negatives {source.name!r}: {image_dir} is not a folder of images")
+    images: list[LabelledImage] = []
+    for image in sorted(image_dir.iterdir()):
+        if image.suffix.lower() not in IMAGE_SUFFIXES:
+            continue
+        label = source.path / "labels" / (image.stem + ".txt")
+        if label.exists() and label.read_text().strip():
+            raise ValueError(
+                f"{label}: a hard negative is a background and has no boxes; move the labelled image to a yolo "
+                "source, or empty the file"
+            )
+        images.append(LabelledImage(image, []))
     return images
 
 
@@ -173,6 +193,12 @@ def assemble(config: TrainConfig, render_sim: SimRenderer | None = None) -> Path
         if isinstance(source, YoloSource):
             images = list_yolo_source(source, config.classes)
             val_fraction = source.val_fraction
+        elif isinstance(source, HardNegativeSource):
+            images = list_hard_negatives(source)
+            val_fraction = source.val_fraction
+            if not images:  # none rejected yet: nothing to add, nothing to hash
+                reports.append(SplitReport(source.name))
+                continue
         else:
             if render_sim is None:
                 raise ValueError(f"source {source.name!r} needs the simulator's composite renderer")

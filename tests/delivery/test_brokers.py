@@ -261,7 +261,9 @@ def test_the_readme_example_is_valid() -> None:
     from detector.delivery.settings import DeliverySettings
 
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
-    block = readme.split("### MQTT and NATS", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
-    settings = DeliverySettings.model_validate(yaml.safe_load(block)["delivery"])
-    kinds = [build_connector(entry).kind for entry in settings.connectors]
-    assert kinds == ["mqtt", "nats"]
+    section = readme.split("### Delivery connectors", 1)[1].split("\n### ", 1)[0]
+    kinds = []
+    for block in [part.split("```", 1)[0] for part in section.split("```yaml\n")[1:]]:
+        settings = DeliverySettings.model_validate(yaml.safe_load(block)["delivery"])
+        kinds += [build_connector(entry).kind for entry in settings.connectors]
+    assert sorted(kinds) == ["mqtt", "nats", "open311", "webhook"], "one example per kind"

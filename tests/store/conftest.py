@@ -6,7 +6,14 @@ from pathlib import Path
 import pytest
 
 from detector.store import IncidentStore
-from tests.store.factories import STORE_FACTORIES, FakeClock
+from tests.store.factories import STORE_FACTORIES, FakeClock, drop_postgres_schemas
+
+
+@pytest.fixture(autouse=True)
+def _drop_postgres_schemas() -> Iterator[None]:
+    """After each test (and after its store closed), the PostgreSQL schemas it made go."""
+    yield
+    drop_postgres_schemas()
 
 
 @pytest.fixture

@@ -11,17 +11,18 @@ from detector.store import SqliteStore, StoreSettings, open_store, register_stor
 
 
 @pytest.mark.parametrize(
-    ("url", "backend", "data_dir"),
+    ("url", "backend", "data_dir", "db_url"),
     [
-        ("sqlite:///var/lib/streetwatch", "sqlite", "/var/lib/streetwatch"),
-        ("sqlite:data", "sqlite", "data"),
-        ("/srv/detector", "sqlite", "/srv/detector"),
-        ("postgresql://db/streetwatch", "postgresql", "db/streetwatch"),
+        ("sqlite:///var/lib/streetwatch", "sqlite", "/var/lib/streetwatch", ""),
+        ("sqlite:data", "sqlite", "data", ""),
+        ("/srv/detector", "sqlite", "/srv/detector", ""),
+        ("postgresql://db/streetwatch", "postgres", "streetwatch-data", "postgresql://db/streetwatch"),
+        ("postgres://sw@db:5433/sw", "postgres", "streetwatch-data", "postgres://sw@db:5433/sw"),
     ],
 )
-def test_config_from_url(url: str, backend: str, data_dir: str) -> None:
+def test_config_from_url(url: str, backend: str, data_dir: str, db_url: str) -> None:
     config = StoreSettings.from_url(url)
-    assert (config.backend, config.data_dir) == (backend, Path(data_dir))
+    assert (config.backend, config.data_dir, config.url) == (backend, Path(data_dir), db_url)
 
 
 def test_url_without_directory_is_refused() -> None:
@@ -35,6 +36,9 @@ def test_url_without_directory_is_refused() -> None:
         ({"data_dir": "x", "busy_timeout_s": 0}, "busy_timeout_s"),
         ({"data_dir": "x", "retention_days": 3}, "retention_days"),
         ({"data_dir": "x", "max_backlog_events": 0}, "max_backlog_events"),
+        ({"backend": "postgres"}, "store.backend postgres needs store.url = postgresql://"),
+        ({"backend": "postgres", "url": "mysql://db/x"}, "got 'mysql://db/x'"),
+        ({"backend": "postgres", "url": "postgresql://db/x", "pool_max_size": 0}, "pool_max_size"),
     ],
 )
 def test_bad_config_names_the_field(fields: dict[str, object], message: str) -> None:

@@ -47,3 +47,18 @@ def test_follow_ends_when_the_store_closes(store: IncidentStore) -> None:
     threading.Timer(0.1, store.close).start()
     with pytest.raises(StoreClosed):
         asyncio.run(asyncio.wait_for(take(store, 0, 1, EventFilter()), timeout=10))
+
+
+def test_follow_ends_when_until_is_set_while_it_waits_for_appends(store: IncidentStore) -> None:
+    store.append([make_event() for _ in range(3)])
+
+    async def go() -> list[int]:
+        until = asyncio.Event()
+        seen: list[int] = []
+        async for event in follow_events(store, 0, until=until, idle_wait_s=60.0):
+            seen.append(event.sequence)
+            if event.sequence == 3:
+                until.set()  # the follower is about to wait up to 60 s for an append: it ends instead
+        return seen
+
+    assert asyncio.run(asyncio.wait_for(go(), timeout=10)) == [1, 2, 3]

@@ -5,7 +5,9 @@
 - ``GET /api/incidents?state=open|cleared|all&limit=N``, ``GET /api/incidents/{id}``;
 - ``GET /api/evidence/{sha256}`` a stored evidence JPEG;
 - ``GET /api/sources`` stream health per source; ``GET /api/sources/{id}/frame.jpg`` its newest frame, annotated;
-- ``GET /api/basemap`` the configured basemap image.
+- ``GET /api/basemap`` the configured basemap image;
+- ``GET /evidence/<sha256>.jpg?exp=..&sig=..`` (with ``server.evidence_links``) a signed, expiring link for case
+  systems, outside ``/api/``: the signature is its credential (``detector/api/evidence_http.py``).
 
 With ``auth.enabled`` every ``/api/`` request needs ``Authorization: Bearer <token>`` of a token with the role the
 ``streetwatch.v1.Incidents`` service needs (or admin): 401 without a valid token, 403 without the role, as JSON.
@@ -18,6 +20,7 @@ import hmac
 import logging
 import mimetypes
 import re
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -27,6 +30,7 @@ from aiohttp import web
 from detector.api.auth import _SERVICE_ROLE, AuthSettings, hash_token
 from detector.api.console.health import SourceHealth
 from detector.api.console.settings import ConsoleSettings
+from detector.api.evidence_http import ROUTE, EvidenceLinks, evidence_handler
 from detector.store.base import IncidentStore
 from detector.store.errors import EvidenceCorrupt, EvidenceMissing, StoreError
 from detector.store.model import IncidentRecord, IncidentState
@@ -57,6 +61,7 @@ class ConsoleServer:
         health: SourceHealth,
         host: str,
         port: int,
+        evidence_links: EvidenceLinks | None = None,
     ) -> None:
         self._settings = settings
         self._auth = auth
@@ -64,6 +69,7 @@ class ConsoleServer:
         self._health = health
         self._host = host
         self._port = port
+        self._evidence_links = evidence_links
         self._roles_by_hash = {t.sha256: (t.name, frozenset(t.roles)) for t in auth.tokens}
         self._runner: web.AppRunner | None = None
         self.port = 0
@@ -79,6 +85,8 @@ class ConsoleServer:
         app.router.add_get("/api/sources", self._sources)
         app.router.add_get("/api/sources/{source_id}/frame.jpg", self._frame)
         app.router.add_get("/api/basemap", self._basemap)
+        if self._evidence_links is not None:
+            app.router.add_get(ROUTE, evidence_handler(self._evidence_links, self._store, time.time))
         return app
 
     async def start(self) -> int:
