@@ -241,19 +241,26 @@ def test_a_peer_away_for_the_outage_gets_every_event_in_order_when_it_is_back(ki
                 runner = DeliveryRunner(store, delivery, on_health=on_health)
                 await runner.start()
                 try:
-                    ids = await _outage(store, runner, peer)
+                    ids, during = await _outage(store, runner, peer)
                 finally:
                     await runner.stop()
-            delivered = first_arrivals(await peer.received())
+            received = await peer.received()
+            delivered = first_arrivals(received)
             assert delivered == ids  # every event, in log order
             assert health == [False, True]  # unhealthy during the outage, serving again after it
+            print(  # the outage figures (pytest -s shows them)
+                f"{kind}: {during} events appended during the {OUTAGE_S:.0f} s outage; {len(ids)} in all, "
+                f"{len(delivered)} delivered in log order, {len(received) - len(delivered)} redelivered, "
+                f"lost {len(set(ids) - set(delivered))}"
+            )
         finally:
             await peer.close()
 
     asyncio.run(asyncio.wait_for(scenario(), OUTAGE_S + CATCH_UP_TIMEOUT_S + 60))
 
 
-async def _outage(store: SqliteStore, runner: DeliveryRunner, peer: Peer) -> list[str]:
+async def _outage(store: SqliteStore, runner: DeliveryRunner, peer: Peer) -> tuple[list[str], int]:
+    """The ids of every event appended (before, during and after the outage), and how many during it."""
     loop = asyncio.get_running_loop()
 
     def append(i: int) -> str:
@@ -266,6 +273,7 @@ async def _outage(store: SqliteStore, runner: DeliveryRunner, peer: Peer) -> lis
     while loop.time() < end:
         ids.append(await asyncio.to_thread(append, len(ids)))
         await asyncio.sleep(APPEND_EVERY_S)  # the pace events are produced at during the outage
+    during = len(ids) - 3
     status = runner.status()[0]
     assert status.last_error, "the outage was never noticed"
     assert status.lag_events > 0 and not status.healthy
@@ -273,7 +281,7 @@ async def _outage(store: SqliteStore, runner: DeliveryRunner, peer: Peer) -> lis
     ids += [await asyncio.to_thread(append, len(ids) + i) for i in range(3)]
     await _until(lambda: _has(peer, ids), CATCH_UP_TIMEOUT_S)
     await wait_until(lambda: runner.status()[0].lag_events == 0)
-    return ids
+    return ids, during
 
 
 async def _has(peer: Peer, ids: list[str]) -> bool:
