@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export YOLO_OFFLINE := 1
 export YOLO_CONFIG_DIR := $(CURDIR)/.cache/ultralytics
 
-.PHONY: setup test serve demo soak bench-delivery lint typecheck proto clean
+.PHONY: setup test serve demo cluster-demo soak bench-delivery lint typecheck proto clean
 
 setup: $(STAMP)
 
@@ -23,6 +23,11 @@ test: $(STAMP)
 # The product end to end on simulated streets: render (cached), serve, stream, subscribe, score, report.
 demo: $(STAMP)
 	$(VENV)/bin/detector demo --out demo-data $(DEMO_ARGS)
+
+# The demo through three PostgreSQL-backed replicas, one killed mid-run; audits the shared log (exit 1 if it fails).
+# Needs a PostgreSQL server (CLUSTER_DEMO_ARGS='--postgres postgresql://USER@HOST:PORT/DB', default local postgres).
+cluster-demo: $(STAMP)
+	$(VENV)/bin/detector cluster-demo --out demo-data/cluster $(CLUSTER_DEMO_ARGS)
 
 # Prometheus metrics at http://127.0.0.1:9464/metrics and the operator console at http://127.0.0.1:8080/
 # (the embedded default leaves both off).

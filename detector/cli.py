@@ -37,6 +37,10 @@ def main(argv: list[str] | None = None) -> int:
         return bench_cli.run(args)
     if args.command == "demo":
         return _demo(args)
+    if args.command == "cluster-demo":
+        from detector.cluster import demo as cluster_demo
+
+        return cluster_demo.run_command(args)
     if args.command == "serve":
         return _serve(args)
     if args.command == "subscribe":
@@ -193,6 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
     from detector.gateway.cli import add_gateway_parser
 
     add_gateway_parser(commands)
+    from detector.cluster import demo as cluster_demo
+
+    cluster_demo.add_parser(commands)
     from detector.delivery import cli as connectors_cli
 
     connectors_cli.add_commands(commands)

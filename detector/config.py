@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from detector.api.auth import AuthSettings
 from detector.api.console.settings import ConsoleSettings
 from detector.api.evidence_http import EvidenceLinkSettings
+from detector.cluster.settings import ClusterSettings
 from detector.delivery.settings import DeliverySettings
 from detector.incidents.hard_negatives import HardNegativeSettings
 from detector.inference.batcher import BatchingSettings
@@ -62,6 +63,11 @@ class ServerSettings(_Section):
     )
     metrics_host: str | None = Field(
         None, description="Address of the /metrics listener; None = server.host. Needs a metrics token when auth is on."
+    )
+    advertise_address: str | None = Field(
+        None,
+        description="host:port other replicas and clients reach this service at (told to a client sent to the "
+        "replica that owns its source); None = '<host>:<bound port>'.",
     )
     evidence_links: EvidenceLinkSettings | None = Field(
         None,
@@ -115,12 +121,25 @@ class ServiceConfig(_Section):
         default_factory=DeliverySettings,
         description="Connectors delivering events (webhook, MQTT, NATS); none by default.",
     )
+    cluster: ClusterSettings = Field(
+        default_factory=ClusterSettings,
+        description="Replicas sharing one PostgreSQL store: source leases, delivery once per cluster (off).",
+    )
 
     @model_validator(mode="after")
     def _verify(self) -> ServiceConfig:
         verify_auth(self.auth)
         verify_evidence_links(self.server)
+        verify_cluster(self.cluster, self.store)
         return self
+
+
+def verify_cluster(c: ClusterSettings, store: StoreSettings) -> None:
+    if c.enabled and store.backend != "postgres":
+        raise ValueError(
+            f"cluster.enabled needs store.backend: postgres (got {store.backend!r}): the replicas share their "
+            "event log and leases through one PostgreSQL database; set store.backend=postgres and store.url"
+        )
 
 
 def verify_evidence_links(s: ServerSettings) -> None:

@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -24,10 +25,13 @@ from detector.api.incidents_service import IncidentsService
 from detector.api.ingest_service import IngestService
 from detector.api.metrics_http import MetricsHttp, start_metrics_http
 from detector.api.store_health import StoreHealth
+from detector.cluster.leases import LeaseTable
+from detector.cluster.ownership import SourceOwnership
+from detector.cluster.replica import Replica
 from detector.config import ServiceConfig
 from detector.delivery.runner import DeliveryRunner
 from detector.geo.stage import GeoStage
-from detector.incidents import EventWriter, EvidenceStage
+from detector.incidents import EventWriter, EvidenceStage, SharedIncidents
 from detector.incidents.feedback_watch import FeedbackWatcher
 from detector.incidents.hard_negatives import HardNegatives
 from detector.inference.batcher import BatchRecord, InferenceCore
@@ -76,6 +80,7 @@ class Service:
     console: ConsoleServer | None = None  # the operator console on server.http_port (console.port: bound)
     delivery: DeliveryRunner | None = None  # the connectors of the delivery section (detector/delivery/)
     feedback: FeedbackWatcher | None = None  # the case system's verdicts, read from the log, taught to the rules
+    replica: Replica | None = None  # cluster.enabled: this replica's leases (sources, delivery)
     _stopped: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
@@ -113,11 +118,15 @@ class Service:
         for task in (self._maintenance, self._retry):
             if task is not None:
                 task.cancel()
+        if self.replica is not None:  # the delivery runs only while its lease is held: stopped here
+            await self.replica.stop_singletons()
         if self.delivery is not None:
             await self.delivery.stop()
         if self.feedback is not None:
             await self.feedback.stop()
         await self.writer.flush()
+        if self.replica is not None:  # after the last events are stored: the next holder resumes from them
+            await self.replica.close(release=True)
         self.store.close()
         self.decoder.shutdown(wait=False)
         self.status = ServiceStatus.STOPPED
@@ -198,9 +207,11 @@ def build_pipeline(
     on_writable: EventWriter.OnWritable | None = None,
     observers: Sequence[Observer] = (),
     clock: Callable[[], float] = time.monotonic,
+    ownership: SourceOwnership | None = None,
 ) -> FramePipeline:
     """The frame pipeline from its stages, each built from its own settings section as it is. ``clock`` is the
-    stream-health monitor's wall clock (seconds; tests inject one)."""
+    stream-health monitor's wall clock (seconds; tests inject one); ``ownership``: the source leases of a
+    cluster's replica (None: a single service)."""
 
     def on_batch(record: BatchRecord) -> None:
         metrics.batch_size.observe(record.size)
@@ -210,23 +221,26 @@ def build_pipeline(
         metrics.stage_ms.labels("postprocess").observe(record.timings.postprocess_ms)
 
     core = InferenceCore(engine, config.batching, on_batch=on_batch, tiling=TilingPolicy(config.tiling, engine.imgsz))
+    rules = RulesEngine(
+        config.rules,
+        engine.class_names,
+        model_version=engine.version,
+        on_suppressed=lambda _source_id, category: metrics.candidates_suppressed.labels(category).inc(),
+    )
     return FramePipeline(
         admission=Admission(config.ingest),
         decoder=FrameDecoder(config.ingest.limits, decoder),
         core=core,
         tracker=TrackerPool(config.tracking),
         geo=_geo_stage(config),
-        rules=RulesEngine(
-            config.rules,
-            engine.class_names,
-            model_version=engine.version,
-            on_suppressed=lambda _source_id, category: metrics.candidates_suppressed.labels(category).inc(),
-        ),
+        rules=rules,
         evidence=EvidenceStage(store),
         writer=EventWriter(store, config.store.max_backlog_events, on_writable=on_writable),
         metrics=metrics,
         observers=observers,
         stream_health=StreamHealth(config.ingest, clock),
+        ownership=ownership,
+        shared=SharedIncidents(store, rules),
     )
 
 
@@ -267,7 +281,10 @@ async def start_service(config: ServiceConfig, engine: Engine | None = None) -> 
     await rpc.server.start()  # health answers NOT_SERVING while the model loads
     log.info("listening", extra={"address": f"{s.host}:{port}", "services": rpc.services})
 
+    replica = None
     try:
+        if config.cluster.enabled:
+            replica = await _open_replica(config, port)
         if engine is None:
             engine = await asyncio.to_thread(engine_for, config.model)
         await asyncio.to_thread(engine.warmup, config.model.warmup_batch_sizes)
@@ -285,14 +302,17 @@ async def start_service(config: ServiceConfig, engine: Engine | None = None) -> 
                 *([health.observe] if health is not None else []),
                 metrics.frame_observer(engine.class_names),
             ],
+            ownership=None if replica is None else SourceOwnership(replica),
         )
-        await _restore(pipeline, store, store_health, config.store.check_on_start)
+        await _restore(pipeline, store, store_health, config.store.check_on_start, every_source=replica is None)
         console = None
         if health is not None:  # the operator console (detector/api/console/), read-only, same tokens
             console = ConsoleServer(config.console, config.auth, store, health, s.host, s.http_port, links)
             await console.start()
     except BaseException:
         await rpc.server.stop(0)
+        if replica is not None:
+            await replica.close(release=False)
         decoder.shutdown(wait=False)
         store.close()
         raise
@@ -334,8 +354,11 @@ async def start_service(config: ServiceConfig, engine: Engine | None = None) -> 
     service._stream_watch = asyncio.create_task(_watch_streams(service))
     service._metrics_http = metrics_http
     service.console = console
-    service.delivery = await _start_delivery(config, store, rpc, metrics, links)
     service.feedback = feedback
+    if replica is None:
+        service.delivery = await _start_delivery(config, store, rpc, metrics, links)
+    else:
+        await _start_cluster(service, replica, links)
     await service._set_status(ServiceStatus.SERVING)
     return service
 
@@ -362,6 +385,50 @@ async def _start_delivery(
     return runner
 
 
+async def _open_replica(config: ServiceConfig, port: int) -> Replica:
+    """This replica's lease table and names: ``cluster.replica_id`` (default ``<hostname>:<port>``) and
+    ``server.advertise_address`` (default ``<server.host>:<port>``), the address refused clients are sent to."""
+    s, c = config.server, config.cluster
+    address = s.advertise_address or f"{s.host}:{port}"
+    replica_id = c.replica_id or f"{socket.gethostname()}:{port}"
+    if s.advertise_address is None and s.host in ("0.0.0.0", "::", "[::]"):
+        log.warning(
+            "server.advertise_address is not set and server.host %s is no address a client can reach: clients "
+            "sent to this replica will fail; set server.advertise_address",
+            s.host,
+        )
+    table = await asyncio.to_thread(LeaseTable, config.store.url, c.lease_s / 2)
+    log.info("cluster replica", extra={"replica": replica_id, "advertise_address": address, "lease_s": c.lease_s})
+    return Replica(table, c, replica_id, address)
+
+
+async def _start_cluster(service: Service, replica: Replica, links: EvidenceLinks | None) -> None:
+    """Renew this replica's leases; forget a source whose lease was lost; run the delivery connectors only while
+    this replica holds the ``delivery`` lease (once per cluster)."""
+    service.replica = replica
+    pipeline, config = service.pipeline, service.config
+    ownership = pipeline.ownership
+
+    def lost(resource: str) -> None:
+        if ownership is not None and (source_id := ownership.lost(resource)) is not None:
+            pipeline.forget(source_id)
+
+    replica.add_loss_listener(lost)
+    await replica.start()
+    if not config.delivery.connectors:
+        return
+
+    async def start_delivery() -> None:
+        service.delivery = await _start_delivery(config, service.store, service.grpc, service.metrics, links)
+
+    async def stop_delivery() -> None:
+        runner, service.delivery = service.delivery, None
+        if runner is not None:
+            await runner.stop()
+
+    replica.singleton("delivery", start_delivery, stop_delivery)
+
+
 async def _start_feedback(config: ServiceConfig, store: IncidentStore, rules: RulesEngine) -> FeedbackWatcher:
     """The feedback watcher, its rejected places rebuilt from the store, following the log from its end."""
     settings = config.hard_negatives
@@ -373,14 +440,17 @@ async def _start_feedback(config: ServiceConfig, store: IncidentStore, rules: Ru
     return watcher
 
 
-async def _restore(pipeline: FramePipeline, store: IncidentStore, store_health: StoreHealth, check: bool) -> None:
+async def _restore(
+    pipeline: FramePipeline, store: IncidentStore, store_health: StoreHealth, check: bool, every_source: bool = True
+) -> None:
     """Check the store, then continue the open incidents. A damaged database is reported (log, metric, Incidents
     NOT_SERVING) but does not stop the service: detections are still answered, and new events are appended
-    if the database takes them. Incidents that cannot be restored from it are opened afresh when seen again."""
+    if the database takes them. Incidents that cannot be restored from it are opened afresh when seen again.
+    A cluster's replica (``every_source`` False) continues a source's incidents when it takes its lease instead."""
     if check:
         await store_health.set_problems(await _integrity_problems(store))
     try:
-        restored = await asyncio.to_thread(pipeline.restore)
+        restored = await asyncio.to_thread(pipeline.restore) if every_source else 0
         last_sequence = await asyncio.to_thread(store.last_sequence)
     except StoreError as exc:
         await store_health.set_problems([*store_health.problems, f"database: cannot restore open incidents: {exc}"])

@@ -16,12 +16,14 @@ import grpc
 from detector.api._gen.streetwatch.v1 import ingest_pb2_grpc
 from detector.api.client import (
     NO_CREDENTIALS,
+    OWNER_METADATA_KEY,
     ChannelSecurity,
     FrameAnswer,
     OutgoingFrame,
     frame_answer,
     frame_message,
     open_channel,
+    owner_address,
 )
 
 # Retrying cannot help: a bad or missing token, a source this token may not send, no such service or method.
@@ -37,17 +39,23 @@ FATAL_CODES = frozenset(
 
 class LinkError(Exception):
     """The StreamFrames call failed or ended early. ``code`` is the gRPC status name (``UNAVAILABLE``, ...);
-    ``fatal`` is set when retrying cannot help (bad token, source not allowed, wrong service)."""
+    ``fatal`` is set when retrying cannot help (bad token, source not allowed, wrong service); ``owner`` is the
+    address of the replica that owns a source this one refused (a cluster), where the frames should go."""
 
-    def __init__(self, code: str, details: str, *, fatal: bool = False) -> None:
+    def __init__(self, code: str, details: str, *, fatal: bool = False, owner: str | None = None) -> None:
         super().__init__(f"{code}: {details}")
         self.code = code
         self.details = details
         self.fatal = fatal
+        self.owner = owner
 
 
-def link_error(code: grpc.StatusCode, details: str | None) -> LinkError:
-    return LinkError(code.name, details or "", fatal=code in FATAL_CODES)
+def link_error(code: grpc.StatusCode, details: str | None, owner: str | None = None) -> LinkError:
+    return LinkError(code.name, details or "", fatal=code in FATAL_CODES, owner=owner)
+
+
+def failed_call(exc: grpc.aio.AioRpcError) -> LinkError:
+    return link_error(exc.code(), exc.details(), owner_address(exc))
 
 
 class FrameStream:
@@ -61,7 +69,7 @@ class FrameStream:
         try:
             await self._call.write(frame_message(frame))
         except grpc.aio.AioRpcError as exc:
-            raise link_error(exc.code(), exc.details()) from None
+            raise failed_call(exc) from None
         except asyncio.InvalidStateError:  # the call already ended: say how
             raise await self._ended() from None
 
@@ -69,11 +77,11 @@ class FrameStream:
         try:
             result = await self._call.read()
         except grpc.aio.AioRpcError as exc:
-            raise link_error(exc.code(), exc.details()) from None
+            raise failed_call(exc) from None
         if result is grpc.aio.EOF:
             code = await self._call.code()
             if code is not grpc.StatusCode.OK:
-                raise link_error(code, await self._call.details())
+                raise await self._ended()
             return None
         return frame_answer(result)
 
@@ -81,7 +89,7 @@ class FrameStream:
         try:
             await self._call.done_writing()
         except grpc.aio.AioRpcError as exc:
-            raise link_error(exc.code(), exc.details()) from None
+            raise failed_call(exc) from None
 
     def cancel(self) -> None:
         self._call.cancel()
@@ -90,7 +98,8 @@ class FrameStream:
         code = await self._call.code()
         if code is grpc.StatusCode.OK:
             return LinkError("OK", "the service ended the call")
-        return link_error(code, await self._call.details())
+        owner = dict(await self._call.trailing_metadata() or ()).get(OWNER_METADATA_KEY)
+        return link_error(code, await self._call.details(), None if owner is None else str(owner))
 
 
 class ServiceLink:

@@ -7,6 +7,11 @@ the stream goes on (one multiplexed gateway stream carries many cameras; one mis
 the others their frames); more open streams than a client may hold end with RESOURCE_EXHAUSTED. Everything about
 one frame (token's sources, rate, allow-list, decoding, order, drops) is a per-frame error.
 
+In a cluster (``cluster.enabled``), a call for a source whose lease another live replica holds ends with
+FAILED_PRECONDITION, the message naming that replica and the trailing metadata ``streetwatch-owner`` giving its
+address: a StreamFrames call at the first frame of such a source (the answers to the frames before it come
+first), Detect at once, SubmitVideo at its header. ``IngestClient`` with ``follow_owner`` resends there.
+
 ``SubmitVideo`` takes a recorded flight (video + .SRT), decodes it here and runs each frame, with the telemetry
 of its video time, down the same pipeline as a streamed frame (see detector/geo/flight.py).
 """
@@ -26,13 +31,16 @@ from detector.api import convert
 from detector.api._gen.streetwatch.v1 import ingest_pb2 as pb
 from detector.api._gen.streetwatch.v1 import ingest_pb2_grpc
 from detector.api.auth import require_source
+from detector.api.client import OWNER_METADATA_KEY
 from detector.api.limits import CallSlots, client_key
 from detector.api.upload import UploadLimits, UploadRejected, VideoUpload, receive_upload
+from detector.cluster.ownership import SourceOwnedElsewhere
 from detector.config import ServerSettings
 from detector.geo.errors import SrtParseError
 from detector.geo.flight import FlightTelemetry, flight_frames
 from detector.geo.pose import PoseError, check_pose
 from detector.inference.batcher import CoreStopped
+from detector.ingest.admission import check_source_id
 from detector.ingest.config import IngestSettings
 from detector.ingest.decode import FrameRejected, RejectCode
 from detector.ingest.frames import DecodedImage, FrameInput, Unreadable
@@ -76,6 +84,9 @@ class IngestService(ingest_pb2_grpc.IngestServicer):
         try:
             outcome = await self._pipeline.process(convert.frame_input(request, DeliveryMode.LOSSLESS))
             return self._result(outcome)
+        except SourceOwnedElsewhere as exc:
+            await _refuse_foreign(context, exc)
+            raise  # unreachable: abort raises
         except CoreStopped:
             await context.abort(grpc.StatusCode.UNAVAILABLE, "the service is not serving (starting or shutting down)")
             raise  # unreachable: abort raises
@@ -93,6 +104,8 @@ class IngestService(ingest_pb2_grpc.IngestServicer):
             frames = _permitted_frames(request_iterator, client)
             async for outcome in self._pipeline.stream(frames, self._server.max_inflight_per_stream):
                 yield self._result(outcome)
+        except SourceOwnedElsewhere as exc:
+            await _refuse_foreign(context, exc)
         except CoreStopped:
             await context.abort(grpc.StatusCode.UNAVAILABLE, "the service is shutting down; reconnect and resend")
         finally:
@@ -112,7 +125,7 @@ class IngestService(ingest_pb2_grpc.IngestServicer):
         self._metrics.active_streams.inc()
         try:
             with tempfile.TemporaryDirectory(prefix="submit-video-", dir=s.upload_dir) as spool:
-                chunks = _permitted_upload(request_iterator)
+                chunks = _permitted_upload(request_iterator, self._pipeline)
                 upload = await receive_upload(chunks, limits, Path(spool) / "video")
                 telemetry = await asyncio.to_thread(self._open_flight, upload)
                 yield pb.SubmitVideoResponse(telemetry=_telemetry_report(telemetry))
@@ -121,6 +134,8 @@ class IngestService(ingest_pb2_grpc.IngestServicer):
                     yield pb.SubmitVideoResponse(frame=self._result(outcome))
         except UploadRejected as exc:
             await context.abort(exc.code, exc.message)
+        except SourceOwnedElsewhere as exc:
+            await _refuse_foreign(context, exc)
         except CoreStopped:
             await context.abort(grpc.StatusCode.UNAVAILABLE, "the service is shutting down; submit the video again")
         finally:
@@ -159,12 +174,30 @@ async def _permitted_frames(frames: AsyncIterator[pb.Frame], client: str) -> Asy
         yield convert.frame_input(frame)
 
 
-async def _permitted_upload(chunks: AsyncIterator[pb.VideoChunk]) -> AsyncIterator[pb.VideoChunk]:
-    """Refuse an upload for a source the token may not send as soon as its header arrives, not after 4 GB."""
+async def _permitted_upload(
+    chunks: AsyncIterator[pb.VideoChunk], pipeline: FramePipeline
+) -> AsyncIterator[pb.VideoChunk]:
+    """Refuse an upload for a source the token may not send, or (a cluster) one another replica holds, as soon as
+    its header arrives, not after 4 GB."""
     async for chunk in chunks:
-        if chunk.HasField("header") and (refusal := require_source(chunk.header.source_id)) is not None:
-            raise UploadRejected(grpc.StatusCode.PERMISSION_DENIED, refusal)
+        if chunk.HasField("header"):
+            source_id = chunk.header.source_id
+            if (refusal := require_source(source_id)) is not None:
+                raise UploadRejected(grpc.StatusCode.PERMISSION_DENIED, refusal)
+            try:
+                check_source_id(source_id)
+                await pipeline.claim(source_id)
+            except FrameRejected:
+                pass  # a bad id is refused with its reason when the upload is read; a lease error at the first frame
         yield chunk
+
+
+async def _refuse_foreign(context: grpc.aio.ServicerContext, exc: SourceOwnedElsewhere) -> None:
+    """End the call with FAILED_PRECONDITION and the owner's address in the trailing metadata."""
+    log.info("call sent to the source's owner", extra={"source_id": exc.source_id, "owner": exc.owner})
+    await context.abort(
+        grpc.StatusCode.FAILED_PRECONDITION, str(exc), trailing_metadata=((OWNER_METADATA_KEY, exc.address),)
+    )
 
 
 async def _flight_frames(upload: VideoUpload, telemetry: FlightTelemetry) -> AsyncIterator[FrameInput | Unreadable]:

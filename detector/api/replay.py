@@ -124,7 +124,7 @@ def shown(video: Path | str) -> str:
 
 
 async def replay(
-    target: str,
+    target: str | Sequence[str],
     video: Path | str,
     source_id: str,
     fps: float = 0.0,
@@ -141,8 +141,9 @@ async def replay(
     abort: asyncio.Event | None = None,
 ) -> ReplaySummary:
     """Send the video's frames (at most ``fps`` per second of video; 0 = all), or a folder's images at ``fps``
-    (1 when 0). ``video`` is a local path or a URL string (kept as given: ``rtsp://``, ``http(s)://``,
-    ``file://``).
+    (1 when 0) to ``target``: an address, or several replicas' (a cluster): a refusal naming the source's owner
+    is followed, a replica that is UNAVAILABLE is left for the next (``IngestClient`` with ``follow_owner``).
+    ``video`` is a local path or a URL string (kept as given: ``rtsp://``, ``http(s)://``, ``file://``).
 
     ``realtime`` paces sending to the video clock, as a live camera would; otherwise frames go as fast as the
     service takes them. Capture times are ``start_ts`` (default: now) plus the video time. ``srt``: the flight's
@@ -182,7 +183,7 @@ async def replay(
     keep_images = any(view.wants_images for view in views)
     tally = _Tally(summary, views, keep_images)
     try:
-        async with IngestClient(target, security=security) as client:
+        async with IngestClient(target, security=security, follow_owner=True) as client:
             if upload:
                 call = _upload(client, video, srt, source_id, start, fps, srt_offset_s, tally)
             else:
@@ -244,7 +245,9 @@ async def _upload(
             tally.add(response.frame)
 
 
-async def replay_until_interrupted(target: str, video: Path | str, source_id: str, **options: Any) -> ReplaySummary:
+async def replay_until_interrupted(
+    target: str | Sequence[str], video: Path | str, source_id: str, **options: Any
+) -> ReplaySummary:
     """``replay`` as a command runs it: the first SIGINT (Ctrl-C) or SIGTERM stops sending and waits for the
     answers to the frames in flight, a second one stops waiting; either way the (partial) summary comes back,
     with ``interrupted`` set."""

@@ -17,7 +17,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import IO
 
-from detector.api.flags import add_security_flags, security_from_flags
+from detector.api.flags import add_security_flags, security_from_flags, split_targets
 
 EXIT_INTERRUPTED = 130
 
@@ -38,7 +38,13 @@ def add_replay_arguments(p: argparse.ArgumentParser) -> None:
         "video",
         help="a video file, a folder of images, or a URL PyAV opens (rtsp://, http(s)://, file://), kept as typed",
     )
-    p.add_argument("--target", default="127.0.0.1:50051", help="service address (default: %(default)s)")
+    p.add_argument(
+        "--target",
+        action="append",
+        metavar="HOST:PORT[,HOST:PORT...]",
+        help="service address (default: 127.0.0.1:50051); several (comma-separated or repeated) are replicas of a "
+        "cluster: the stream follows the source's owner and fails over to the next when one is unavailable",
+    )
     p.add_argument(
         "--source",
         "--source-id",
@@ -144,7 +150,7 @@ def _run(args: argparse.Namespace) -> int:
         try:
             summary = asyncio.run(
                 replay_until_interrupted(
-                    args.target,
+                    split_targets(args.target or ["127.0.0.1:50051"]),
                     video,
                     source_id,
                     fps=args.fps,

@@ -48,7 +48,13 @@ def add_gateway_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="a camera: its source id and anything PyAV opens (rtsp://, http(s)://, a file); repeatable",
     )
     p.add_argument("--config", type=Path, help="gateway YAML: cameras and settings (flags override it)")
-    p.add_argument("--target", help="service address (default 127.0.0.1:50051)")
+    p.add_argument(
+        "--target",
+        action="append",
+        metavar="HOST:PORT[,HOST:PORT...]",
+        help="service address (default 127.0.0.1:50051); several (comma-separated or repeated) are replicas of a "
+        "cluster: the gateway follows a source's owner and fails over to the next when one is unavailable",
+    )
     p.add_argument("--fps", type=float, help="frame-rate cap per camera, per second of capture time (default 5)")
     p.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics on this port (default: off)")
     p.add_argument(
@@ -69,7 +75,11 @@ def run_gateway(args: argparse.Namespace) -> int:
         config = load_gateway_config(
             args.config,
             args.camera,
-            {"target": args.target, "fps": args.fps, "metrics_port": args.metrics_port},
+            {
+                "target": ",".join(args.target) if args.target else None,
+                "fps": args.fps,
+                "metrics_port": args.metrics_port,
+            },
         )
     except GatewayConfigError as exc:
         print(f"detector gateway: {exc}", file=sys.stderr)

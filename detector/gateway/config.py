@@ -24,6 +24,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from detector.api.flags import split_targets
 from detector.gateway.backoff import BackoffSettings
 from detector.settings_text import ConfigError, describe_invalid, read_yaml_mapping
 
@@ -72,7 +73,11 @@ def is_file_url(url: str) -> bool:
 
 
 class GatewayConfig(_Section):
-    target: str = Field("127.0.0.1:50051", description="The service's address, host:port.")
+    target: str = Field(
+        "127.0.0.1:50051",
+        description="The service's address, host:port; several, comma-separated, are replicas of a cluster: the "
+        "gateway follows a source's owner and fails over to the next when one is unavailable.",
+    )
     fps: float = Field(5.0, ge=0, description="Default frame-rate cap per camera, per second of capture time; 0 = all.")
     jpeg_quality: int = Field(85, ge=1, le=100, description="JPEG quality of the frames sent.")
     queue_frames: int = Field(
@@ -99,6 +104,13 @@ class GatewayConfig(_Section):
     metrics_host: str = Field("127.0.0.1", description="Address the metrics port listens on.")
     cameras: list[CameraConfig] = Field(default_factory=list, description="The cameras to pull.")
 
+    @field_validator("target")
+    @classmethod
+    def _some_target(cls, value: str) -> str:
+        if not split_targets([value]):
+            raise ValueError("target names no address: give host:port (several comma-separated for a cluster)")
+        return value
+
     @model_validator(mode="after")
     def _unique_ids(self) -> GatewayConfig:
         ids = [c.id for c in self.cameras]
@@ -106,6 +118,11 @@ class GatewayConfig(_Section):
         if duplicates:
             raise ValueError(f"camera ids must be unique, repeated: {duplicates}")
         return self
+
+    @property
+    def targets(self) -> list[str]:
+        """``target`` as a list of addresses."""
+        return split_targets([self.target])
 
     def camera_fps(self, camera: CameraConfig) -> float:
         return self.fps if camera.fps is None else camera.fps

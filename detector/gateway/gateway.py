@@ -10,6 +10,11 @@ sent and not answered are put back at the head of the outbox, in order, when the
 ``max_age_s``, and resent on the next call with their seq (a new call starts the service's seq check afresh);
 older ones are counted as ``dropped_unanswered``. The link is redone with backoff and jitter. A frame that
 carried a camera gap and is given up passes the gap to the camera's next frame, so the service still sees it.
+
+Replicas (``target`` lists several): a call refused because another replica owns a source (FAILED_PRECONDITION
+naming it) is redone at that owner; any other failure moves on to the next target. A new call sends one frame
+and waits for its answer before the rest, so that a refusal at the first frame is not hidden by a write racing
+it. All of a gateway's cameras are expected on one replica (the first one reached takes them all).
 """
 
 from __future__ import annotations
@@ -70,7 +75,9 @@ class Gateway:
     ) -> None:
         self.config = config
         self.metrics = metrics or GatewayMetrics()
-        self._link_factory = link_factory or (lambda: ServiceLink(config.target, security))
+        self.target = config.targets[0]  # where the next call goes
+        self._targets_tried = 0  # index in config.targets of the last target moved on to
+        self._link_factory = link_factory or (lambda: ServiceLink(self.target, security))
         self._tally = Tally({c.id: redact_url(c.url) for c in config.cameras}, self.metrics)
         self._outbox: deque[_Entry] = deque()
         self._queued: dict[str, int] = {c.id: 0 for c in config.cameras}
@@ -257,6 +264,7 @@ class Gateway:
                     return
                 if self._call_answers:
                     backoff.reset()
+                self._move_on(exc)
                 self._resettle(resend=True)
                 delay = backoff.next_delay()
                 self._reconnects += 1
@@ -295,7 +303,10 @@ class Gateway:
         limit = self.config.max_in_flight
         while True:
             await self._until(
-                lambda: (bool(self._outbox) and len(self._in_flight) < limit) or (self._closing and not self._outbox)
+                lambda: (
+                    (bool(self._outbox) and len(self._in_flight) < (limit if self._call_answers else 1))
+                    or (self._closing and not self._outbox)
+                )
             )
             if not self._outbox:  # closing, and every frame was sent: the service ends the call once it answered
                 await stream.finish()
@@ -322,13 +333,31 @@ class Gateway:
                 continue
             if self._call_answers == 0:
                 self.metrics.service_up.set(1)
-                log.info("service answering", extra={"target": self.config.target, "call": self._calls})
+                log.info("service answering", extra={"target": self.target, "call": self._calls})
             self._call_answers += 1
             code = None if answer.error is None else answer.error.value
             self._tally.answered(answer.source_id, code, len(answer.labels))
             self._touched()
         if not self._nothing_left():
             raise LinkError("OK", "the service ended the call with frames still to send")
+
+    def _move_on(self, exc: LinkError) -> None:
+        """Where the next call goes: the owner a refusal named, or the next of several targets."""
+        targets = self.config.targets
+        if exc.owner is not None:
+            log.warning(
+                "redirected to the source's owner", extra={"target": self.target, "owner": exc.owner, "code": exc.code}
+            )
+            self.target = exc.owner
+        elif len(targets) > 1:
+            self._targets_tried = (self._targets_tried + 1) % len(targets)
+            if targets[self._targets_tried] == self.target:
+                self._targets_tried = (self._targets_tried + 1) % len(targets)
+            log.warning(
+                "replica unavailable; failing over",
+                extra={"target": self.target, "next_target": targets[self._targets_tried], "code": exc.code},
+            )
+            self.target = targets[self._targets_tried]
 
     def _resettle(self, resend: bool) -> None:
         """After a failed call: frames in flight go back to the head of the outbox (in the order sent) when young

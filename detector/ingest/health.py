@@ -123,6 +123,10 @@ class StreamHealth:
             else:
                 log.warning("stream-health incident %s has an unknown rule %r", event.incident_id, event.rule)
 
+    def forget(self, source_id: str) -> None:
+        """Stop watching a source (another replica of a cluster took it over): no SOURCE_DOWN for it from here."""
+        self._streams.pop(source_id, None)
+
     def check(self) -> list[IncidentEvent]:
         """The events due now: SOURCE_UP for outages whose frames came back, SOURCE_DOWN for sources silent for
         ``stale_after_s`` of wall time, SOURCE_DEGRADED / SOURCE_UP for frame rates that crossed their bounds."""

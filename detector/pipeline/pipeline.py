@@ -4,24 +4,28 @@ One frame's path, stage by stage, each a constructor argument with one job and o
 
     FrameInput --admission--> (allowed, within rate) --decoder--> Frame --core (ingest queues, batcher,
     engine)--> Detections --tracker--> tracked Detections --geo--> GroundFixes --rules--> [IncidentEvent]
-    --evidence--> events with photos --writer--> durable event log            => FrameOutcome
+    --shared (drones: join another source's incident at the place)--> --evidence--> events with photos
+    --writer--> durable event log            => FrameOutcome
 
 ``process`` is the one entry point per frame; it returns a :class:`FrameOutcome` (detections, timings, the
 error if any, the source's drop count, the events it raised) and never raises for a bad frame; only
-``CoreStopped`` (the service is draining) escapes. Frames of one source may be decoded and inferred
+``CoreStopped`` (the service is draining) and, in a cluster, ``SourceOwnedElsewhere`` (another replica holds the
+source's lease; ``ownership``) escape. Frames of one source may be decoded and inferred
 concurrently, so that they share batches; the stages after the model see them in the order ``process`` was
 called for that source (:class:`SourceTurns`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 
+from detector.cluster.ownership import SourceOwnership
 from detector.geo.stage import GeoStage
-from detector.incidents import EventWriter, EvidenceStage
+from detector.incidents import EventWriter, EvidenceStage, SharedIncidents
 from detector.inference.batcher import CoreStopped, FrameDropped, InferenceCore
 from detector.ingest.admission import Admission
 from detector.ingest.decode import FrameRejected, RejectCode
@@ -31,6 +35,7 @@ from detector.ingest.health import StreamHealth, is_outage
 from detector.metrics import ServiceMetrics
 from detector.pipeline.order import SourceTurns, in_order
 from detector.rules import RulesEngine
+from detector.store.errors import StoreError
 from detector.tracking import TrackerPool
 from detector.types import STREAM_HEALTH, Detections, EventType, Frame, GroundFixes, IncidentEvent
 
@@ -93,6 +98,8 @@ class FramePipeline:
         metrics: ServiceMetrics | None = None,
         observers: Sequence[Observer] = (),
         stream_health: StreamHealth | None = None,
+        ownership: SourceOwnership | None = None,
+        shared: SharedIncidents | None = None,
     ) -> None:
         self.admission = admission
         self.decoder = decoder
@@ -102,9 +109,11 @@ class FramePipeline:
         self.rules = rules
         self.evidence = evidence
         self.writer = writer
+        self.shared = shared  # None: a drone's new incident is not checked against other sources' ones
         self.metrics = metrics or ServiceMetrics()
         self.stream_health = stream_health  # observes every frame; check_streams turns it into events
         self.observers = [*([stream_health.observe] if stream_health is not None else []), *observers]
+        self.ownership = ownership  # None: a single service, every source is its own
         self._turns = SourceTurns()
 
     @property
@@ -112,7 +121,8 @@ class FramePipeline:
         return self.core.engine.class_names
 
     async def process(self, item: FrameInput | Unreadable) -> FrameOutcome:
-        """Run one frame through every stage. Raises only ``CoreStopped`` (draining or stopped)."""
+        """Run one frame through every stage. Raises only ``CoreStopped`` (draining or stopped) and
+        ``SourceOwnedElsewhere`` (a cluster: another replica holds the source)."""
         source_id = item.source_id
         m = self.metrics
         m.frames_received.labels(source_id[:64]).inc()
@@ -124,6 +134,7 @@ class FramePipeline:
                 if not (isinstance(item, FrameInput) and item.recorded):
                     self.admission.rate(source_id)
                 self.admission.source(source_id)
+                await self.claim(source_id)
                 frame, decode_ms = await self.decoder.decode(item)
             except FrameRejected as exc:
                 return self._rejected(source_id, item.seq, exc)
@@ -144,6 +155,8 @@ class FramePipeline:
             m.stage_ms.labels("decode").observe(decode_ms)
             m.stage_ms.labels("queue").observe(inference.queued_ms)
             await self._turns.wait(source_id, ticket)
+            if self.ownership is not None and self.ownership.take_resume(source_id):
+                await self._resume(source_id)
             started = time.perf_counter()
             tracked, fixes, events = await self._after_model(frame, inference.detections)
             timings = FrameTimings(
@@ -198,10 +211,39 @@ class FramePipeline:
         """Continue the incidents that were open when the service last stopped; returns how many. The rules take
         theirs; the stream-health monitor takes the STREAM_HEALTH ones (sources down or degraded)."""
         open_incidents = [record.last_event for record in self.writer.store.open_incidents()]
+        self._continue(open_incidents)
+        return len(open_incidents)
+
+    async def claim(self, source_id: str) -> None:
+        """In a cluster, take (or check) this replica's lease on the source; ``SourceOwnedElsewhere`` when another
+        replica holds it. Nothing without ``ownership``."""
+        if self.ownership is not None:
+            await self.ownership.claim(source_id)
+
+    def forget(self, source_id: str) -> None:
+        """Drop what this replica knew of a source (its lease was lost: another replica goes on with it)."""
+        self.rules.forget(source_id)
+        self.tracker.drop(source_id)
+        if self.stream_health is not None:
+            self.stream_health.forget(source_id)
+
+    async def _resume(self, source_id: str) -> None:
+        """The source's lease was just taken: continue its open incidents as the store has them now (written by
+        whichever replica held it before), in place of anything this replica knew of it."""
+        try:
+            records = await asyncio.to_thread(self.writer.store.open_incidents)
+        except StoreError as exc:  # as at start-up: incidents not resumed are opened afresh when seen again
+            log.error("cannot resume the source's open incidents: %s", exc, extra={"source_id": source_id})
+            return
+        open_incidents = [record.last_event for record in records if record.last_event.source_id == source_id]
+        self.forget(source_id)
+        self._continue(open_incidents)
+        log.info("source taken over", extra={"source_id": source_id, "open_incidents": len(open_incidents)})
+
+    def _continue(self, open_incidents: list[IncidentEvent]) -> None:
         self.rules.restore(open_incidents)
         if self.stream_health is not None:
             self.stream_health.restore(e for e in open_incidents if e.category == STREAM_HEALTH)
-        return len(open_incidents)
 
     async def check_streams(self) -> list[IncidentEvent]:
         """Stream health now (the service calls it every ``ingest.health_check_interval_s``): SOURCE_DOWN,
@@ -228,6 +270,8 @@ class FramePipeline:
         tracked = self.tracker.update(frame.source_id, detections, frame.capture_ts)
         fixes = self.geo.locate(frame, tracked)
         events = self.rules.update(frame.source_id, frame.capture_ts, tracked, (frame.width, frame.height), fixes)
+        if events and self.shared is not None:
+            events = await self.shared.join(frame.source_id, events)
         if events:
             events = await self.evidence.attach(frame, events)
             await self.writer.append(events)

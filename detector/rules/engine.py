@@ -194,6 +194,38 @@ class RulesEngine:
             track.restore(event)
             state.tracks.append(track)
 
+    def forget(self, source_id: str) -> None:
+        """Drop a source's incidents and candidates (another replica of a cluster goes on with them); rejected
+        places stay in force."""
+        self._sources.pop(source_id, None)
+
+    def association_radius_m(self, source_id: str) -> float | None:
+        """How far on the ground a sighting of ``source_id`` is still the same object (``geo.dedup_radius_m``);
+        None for a fixed camera, which associates by box instead."""
+        rules = self._state(source_id).rules
+        return rules.geo.dedup_radius_m if isinstance(rules, MovingCamera) else None
+
+    def adopt(self, source_id: str, incident_id: str, shared: IncidentEvent) -> IncidentEvent | None:
+        """Make the incident ``incident_id`` that ``source_id`` just OPENED continue ``shared.incident_id``
+        instead: another source (a drone of another replica) opened that one for the same object already.
+
+        Returns the UPDATED event that replaces the OPENED one; None (nothing changes) when the source has no
+        such incident or follows ``shared``'s incident already. Call it before the next ``update`` of the
+        source, from the thread that calls ``update``.
+        """
+        state = self._sources.get(source_id)
+        if state is None or any(track.incident_id == shared.incident_id for track in state.tracks):
+            return None
+        track = next((track for track in state.tracks if track.incident_id == incident_id), None)
+        if track is None or track.status is not Status.OPEN:
+            return None
+        track.incident_id = shared.incident_id
+        log.info(
+            "incident joined one opened by another source",
+            extra={"incident_id": shared.incident_id, "source_id": source_id, "opened_by": shared.source_id},
+        )
+        return track.describe(EventType.UPDATED, f"also seen by {source_id}")
+
     def source_down(self, source_id: str, since_ts: float) -> list[IncidentEvent]:
         """An UPDATED event for each open incident of ``source_id``, noting that the source is down since
         ``since_ts`` (the capture time of its last frame). Nothing changes: the incidents keep their dwell and

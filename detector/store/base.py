@@ -50,6 +50,11 @@ class IncidentStore(ABC):
 
         Events must come with ``sequence == 0``; the returned copies carry the assigned sequence. Either all
         of them are stored or none is.
+
+        Idempotent: an event already in the log with the same content (a retry of an append whose outcome
+        was lost, e.g. the connection dropped while it committed) is not stored again; its stored copy, with
+        its sequence, is returned in its place, and the batch's new events are numbered on from the log's end.
+        An event_id already in the log with other content raises ``DuplicateEvent`` and stores nothing.
         """
 
     @abstractmethod
@@ -108,6 +113,17 @@ class IncidentStore(ABC):
     @abstractmethod
     def open_incidents(self) -> list[IncidentRecord]:
         """Every incident not cleared, with its last event, so the rules can resume them after a restart."""
+
+    @abstractmethod
+    def open_incidents_near(self, category: str, lat: float, lon: float, radius_m: float) -> list[IncidentRecord]:
+        """Open incidents of ``category`` whose last location lies within ``radius_m`` on the ground of
+        (``lat``, ``lon``), nearest first; incidents without a location are never near.
+
+        This is how a replica finds the incident another replica (or drone) already opened for the stall it
+        sees, e.g. ``store.open_incidents_near("ROAD_OCCUPYING_STALL", 39.9042, 116.4074, 15.0)``. An index
+        answers it, so it stays cheap however many incidents the store holds. ``radius_m`` must be above 0 and
+        at most 100 km (else ``InvalidQuery``).
+        """
 
     @abstractmethod
     def incidents_with_case_state(self, state: CaseState, updated_after_ts: float) -> list[IncidentRecord]:

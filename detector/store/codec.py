@@ -9,10 +9,11 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from dataclasses import asdict
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, replace
 from typing import Any, Protocol
 
-from detector.store.errors import InvalidEvent, InvalidQuery, StoreCorrupt
+from detector.store.errors import DuplicateEvent, InvalidEvent, InvalidQuery, StoreCorrupt
 from detector.store.model import IncidentRecord, IncidentState, severity_rank
 from detector.types import (
     CaseState,
@@ -174,6 +175,42 @@ def check_appendable(event: IncidentEvent) -> None:
         raise InvalidEvent(f"event {event.event_id}: a FEEDBACK event, and only one, carries a case_state")
 
 
+def already_stored(events: Sequence[IncidentEvent], found: Iterable[IncidentEvent]) -> dict[str, IncidentEvent]:
+    """The stored copies (``found``: the log's events with ids of ``events``) of the events an append is handed
+    again, by event_id. A retry of an append whose outcome was lost (the connection dropped while it committed)
+    hands them again with the same content; an event_id re-used for other content raises ``DuplicateEvent``."""
+    handed = {event.event_id: event for event in events}
+    stored: dict[str, IncidentEvent] = {}
+    for event in found:
+        if _content(event) != _content(handed[event.event_id]):
+            raise DuplicateEvent(
+                f"event {event.event_id} is already in the log (sequence {event.sequence}) with other content"
+            )
+        stored[event.event_id] = event
+    return stored
+
+
+def numbered_on(
+    events: Sequence[IncidentEvent], last_sequence: int, retried: dict[str, IncidentEvent]
+) -> tuple[list[IncidentEvent], list[IncidentEvent]]:
+    """What ``append`` returns for ``events`` on a log ending at ``last_sequence``, and the new events to store:
+    the stored copy of each event in ``retried`` (see ``already_stored``), the others numbered on from the end."""
+    returned: list[IncidentEvent] = []
+    new: list[IncidentEvent] = []
+    for event in events:
+        if event.event_id not in retried:
+            new.append(replace(event, sequence=last_sequence + len(new) + 1))
+        returned.append(retried.get(event.event_id) or new[-1])
+    return returned, new
+
+
+def _content(event: IncidentEvent) -> dict[str, Any]:
+    """What is stored of ``event``, less what the store adds itself (its sequence and the time it recorded it)."""
+    row = event_to_row(event, 0.0)
+    del row["sequence"], row["recorded_ts"]
+    return row
+
+
 def decode_event_row(row: Row) -> IncidentEvent:
     try:
         return row_to_event(row)
@@ -191,6 +228,18 @@ def incident_state_after(event: IncidentEvent, current: IncidentState | None) ->
             return IncidentState.CLEARED
         return current if current is not None else IncidentState.OPEN
     return IncidentState.OPEN
+
+
+def incident_columns(event: IncidentEvent, current: IncidentState | None) -> dict[str, Any]:
+    """What ``event`` sets on its incident's row beyond its own columns (``UPSERT_INCIDENT``'s other parameters):
+    the state after it, whether it (re)opens it, and its location as plain lat/lon (None when unlocated)."""
+    location = event.location
+    return {
+        "state": incident_state_after(event, current).value,
+        "opened": 1 if opens(event) else 0,
+        "lat": None if location is None else location.lat,
+        "lon": None if location is None else location.lon,
+    }
 
 
 def opens(event: IncidentEvent) -> bool:

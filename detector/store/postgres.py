@@ -17,7 +17,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
 from typing import BinaryIO
 
 import psycopg
@@ -28,12 +27,13 @@ from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 from detector.store.base import IncidentStore, register_store
 from detector.store.blobs import check_kind, check_sha256, evidence_uri, verified
 from detector.store.codec import (
+    already_stored,
     check_appendable,
     decode_event_row,
     decode_incident_row,
     event_to_row,
-    incident_state_after,
-    opens,
+    incident_columns,
+    numbered_on,
 )
 from detector.store.config import StoreSettings
 from detector.store.errors import (
@@ -63,10 +63,12 @@ from detector.store.postgres_listen import LogListener
 from detector.store.postgres_queries import (
     DELETE_DEAD_LETTER,
     EVENT_ID_UNIQUE,
+    EVENTS_BY_ID,
     INCIDENTS_WITH_CASE_STATE,
     INSERT_EVENT,
     LOCK_LOG,
     OPEN_INCIDENTS,
+    OPEN_INCIDENTS_NEAR,
     READ_LOG_END,
     SELECT_DEAD_LETTERS,
     SELECT_INCIDENT,
@@ -80,7 +82,13 @@ from detector.store.postgres_queries import (
     translate_error,
 )
 from detector.store.postgres_schema import migrate, schema_version
-from detector.store.sql_common import EVENT_LOG_SPAN, decode_dead_letter, incident_page
+from detector.store.sql_common import (
+    EVENT_LOG_SPAN,
+    decode_dead_letter,
+    incident_page,
+    near_query_params,
+    nearest_within,
+)
 from detector.types import CaseState, EventType, Evidence, EvidenceKind, IncidentEvent
 
 Connection = psycopg.Connection[DictRow]
@@ -113,6 +121,9 @@ class PostgresStore(IncidentStore):
             connection_class=psycopg.Connection[DictRow],
             kwargs={"autocommit": True, "row_factory": dict_row},
             configure=self._configure,
+            # A connection the server dropped while it sat in the pool (a restart, a failover) is replaced on
+            # checkout, so the first read after the database is back does not fail on it; one round trip each.
+            check=ConnectionPool.check_connection,
             timeout=busy_timeout_s,
             open=False,
             name="streetwatch-store",
@@ -181,12 +192,13 @@ class PostgresStore(IncidentStore):
         for event in events:
             check_appendable(event)
         recorded_ts = self._clock()
-        stored: list[IncidentEvent] = []
         with self._transaction("appending events") as conn:
             last = int(_one(conn.execute(LOCK_LOG))["last_sequence"])
-            for offset, event in enumerate(events, start=1):
-                numbered = replace(event, sequence=last + offset)
-                row = event_to_row(numbered, recorded_ts)
+            existing = conn.execute(EVENTS_BY_ID, ([event.event_id for event in events],)).fetchall()
+            retried = already_stored(events, (decode_event_row(row) for row in existing))
+            stored, new = numbered_on(events, last, retried)
+            for event in new:
+                row = event_to_row(event, recorded_ts)
                 try:
                     conn.execute(INSERT_EVENT, row)
                 except pg_errors.UniqueViolation as exc:
@@ -199,13 +211,14 @@ class PostgresStore(IncidentStore):
                         "SELECT state FROM incidents WHERE incident_id = %s", (event.incident_id,)
                     ).fetchone()
                     current = None if found is None else IncidentState(found["state"])
-                row["state"] = incident_state_after(event, current).value
-                row["opened"] = 1 if opens(event) else 0
+                row.update(incident_columns(event, current))
                 conn.execute(UPSERT_INCIDENT, row)
-                stored.append(numbered)
-            conn.execute("UPDATE log_state SET last_sequence = %s WHERE id = 1", (stored[-1].sequence,))
-            conn.execute("SELECT pg_notify(%s, %s)", (self._channel, str(stored[-1].sequence)))
-        self._appends.publish(stored[-1].sequence)
+            if new:
+                last = new[-1].sequence
+                conn.execute("UPDATE log_state SET last_sequence = %s WHERE id = 1", (last,))
+                conn.execute("SELECT pg_notify(%s, %s)", (self._channel, str(last)))
+        if new:
+            self._appends.publish(last)
         return stored
 
     def read_events(
@@ -283,6 +296,12 @@ class PostgresStore(IncidentStore):
         with self._connection("reading open incidents") as conn:
             rows = conn.execute(OPEN_INCIDENTS).fetchall()
         return [decode_incident_row(row) for row in rows]
+
+    def open_incidents_near(self, category: str, lat: float, lon: float, radius_m: float) -> list[IncidentRecord]:
+        params = near_query_params(category, lat, lon, radius_m)
+        with self._connection("reading open incidents nearby") as conn:
+            rows = conn.execute(OPEN_INCIDENTS_NEAR, params).fetchall()
+        return nearest_within(rows, lat, lon, radius_m)
 
     def incidents_with_case_state(self, state: CaseState, updated_after_ts: float) -> list[IncidentRecord]:
         with self._connection("reading incidents by case state") as conn:

@@ -34,7 +34,9 @@ SELECT_DEAD_LETTERS = pyformat(sql_common.SELECT_DEAD_LETTERS)
 DELETE_DEAD_LETTER = pyformat(sql_common.DELETE_DEAD_LETTER)
 OPEN_INCIDENTS = sql_common.OPEN_INCIDENTS
 INCIDENTS_WITH_CASE_STATE = pyformat(sql_common.INCIDENTS_WITH_CASE_STATE)
+OPEN_INCIDENTS_NEAR = pyformat(sql_common.OPEN_INCIDENTS_NEAR)
 EVENT_ID_UNIQUE = "events_event_id_key"
+EVENTS_BY_ID = "SELECT * FROM events WHERE event_id = ANY(%s)"
 
 # The transaction that holds this row lock is the only one appending: sequences commit in order, so a reader
 # never sees sequence N+1 before N.

@@ -114,6 +114,15 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE incidents ADD COLUMN case_updated_ts DOUBLE PRECISION",
         "CREATE INDEX incidents_by_case_state ON incidents (case_state, case_updated_ts)",
     ),
+    # 5: one incident per place across replicas: each incident's lat/lon as columns, indexed for open ones, so
+    # open_incidents_near is a range scan (the location JSON stays the full record).
+    (
+        "ALTER TABLE incidents ADD COLUMN lat DOUBLE PRECISION",
+        "ALTER TABLE incidents ADD COLUMN lon DOUBLE PRECISION",
+        "UPDATE incidents SET lat = (location::jsonb ->> 'lat')::double precision, "
+        "lon = (location::jsonb ->> 'lon')::double precision WHERE location IS NOT NULL",
+        "CREATE INDEX incidents_open_near ON incidents (category, lat, lon) WHERE state = 'open'",
+    ),
 )
 
 LATEST_VERSION = len(MIGRATIONS)

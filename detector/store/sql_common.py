@@ -3,12 +3,14 @@ how their result rows become store values."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
+from detector.geo.enu import offset_m
 from detector.store.codec import Row, decode_incident_row, decode_page_token, encode_page_token
 from detector.store.errors import InvalidQuery
-from detector.store.model import DeadLetter, EventFilter, IncidentPage, IncidentState
+from detector.store.model import DeadLetter, EventFilter, IncidentPage, IncidentRecord, IncidentState
 from detector.store.sqlite_queries import SELECT_INCIDENT, filter_sql
 
 MAX_PAGE_SIZE = 1000
@@ -35,6 +37,41 @@ OPEN_INCIDENTS = f"{SELECT_INCIDENT} WHERE i.state = 'open' ORDER BY i.incident_
 INCIDENTS_WITH_CASE_STATE = (
     f"{SELECT_INCIDENT} WHERE i.case_state = ? AND i.case_updated_ts > ? ORDER BY i.case_updated_ts"
 )
+# A range scan of the incidents_open_near index: category, then a lat/lon box that holds the circle.
+OPEN_INCIDENTS_NEAR = (
+    f"{SELECT_INCIDENT} WHERE i.state = 'open' AND i.category = ? AND i.lat BETWEEN ? AND ? AND i.lon BETWEEN ? AND ?"
+)
+_METRES_PER_DEGREE_LAT = 111_132.0  # the shortest degree of latitude is 110_574 m: this box is a little larger
+_MAX_RADIUS_M = 100_000.0
+
+
+def near_query_params(category: str, lat: float, lon: float, radius_m: float) -> list[Any]:
+    """``OPEN_INCIDENTS_NEAR``'s parameters: a box around the circle of ``radius_m`` (a little larger, never
+    smaller). Raises ``InvalidQuery`` for a radius that is not positive or too large for a flat-earth box."""
+    if not 0.0 < radius_m <= _MAX_RADIUS_M:
+        raise InvalidQuery(f"radius_m must be above 0 and at most {_MAX_RADIUS_M:.0f}, got {radius_m}")
+    if not (-90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0):
+        raise InvalidQuery(f"({lat}, {lon}) is not a latitude and longitude in degrees")
+    dlat = 1.01 * radius_m / 110_574.0
+    cos_lat = math.cos(math.radians(min(abs(lat) + dlat, 89.9)))
+    dlon = 1.01 * radius_m / (_METRES_PER_DEGREE_LAT * cos_lat)
+    return [category, lat - dlat, lat + dlat, lon - dlon, lon + dlon]
+
+
+def nearest_within(rows: Sequence[Row], lat: float, lon: float, radius_m: float) -> list[IncidentRecord]:
+    """The incidents of ``rows`` (from ``OPEN_INCIDENTS_NEAR``) within ``radius_m`` on the ground, nearest first,
+    by the same distance as the rules' association (``detector.geo.dedup.ground_distance_m``)."""
+    near: list[tuple[float, IncidentRecord]] = []
+    for row in rows:
+        record = decode_incident_row(row)
+        location = record.last_event.location
+        if location is None:
+            continue
+        distance_m = math.hypot(*offset_m(lat, lon, location.lat, location.lon))
+        if distance_m <= radius_m:
+            near.append((distance_m, record))
+    near.sort(key=lambda item: item[0])
+    return [record for _, record in near]
 
 
 def incidents_query(

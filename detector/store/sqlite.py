@@ -15,19 +15,19 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
 from pathlib import Path
 from typing import BinaryIO
 
 from detector.store.base import IncidentStore, register_store
 from detector.store.blobs import EvidenceFiles, check_kind, check_sha256
 from detector.store.codec import (
+    already_stored,
     check_appendable,
     decode_event_row,
     decode_incident_row,
     event_to_row,
-    incident_state_after,
-    opens,
+    incident_columns,
+    numbered_on,
 )
 from detector.store.config import StoreSettings
 from detector.store.errors import (
@@ -59,6 +59,7 @@ from detector.store.sql_common import (
     EVENT_LOG_SPAN,
     INCIDENTS_WITH_CASE_STATE,
     OPEN_INCIDENTS,
+    OPEN_INCIDENTS_NEAR,
     SELECT_DEAD_LETTERS,
     SELECT_OFFSET,
     UPSERT_DEAD_LETTER,
@@ -66,11 +67,14 @@ from detector.store.sql_common import (
     decode_dead_letter,
     incident_page,
     incidents_query,
+    near_query_params,
+    nearest_within,
 )
 from detector.store.sqlite_queries import (
     INSERT_EVENT,
     SELECT_INCIDENT,
     UPSERT_INCIDENT,
+    events_by_id,
     filter_sql,
     translate_error,
 )
@@ -81,6 +85,7 @@ log = logging.getLogger(__name__)
 
 DB_FILENAME = "incidents.db"
 CLOSE_WAIT_S = 30.0  # how long close() waits for reads and writes under way
+ID_SLICE = 500  # event ids looked up per statement (SQLite allows 32766 parameters at most, old builds 999)
 
 
 @register_store("sqlite")
@@ -192,12 +197,17 @@ class SqliteStore(IncidentStore):
         for event in events:
             check_appendable(event)
         recorded_ts = self._clock()
-        stored: list[IncidentEvent] = []
         with self._transaction("appending events") as conn:
             last = self._read_last_sequence(conn)
-            for offset, event in enumerate(events, start=1):
-                numbered = replace(event, sequence=last + offset)
-                row = event_to_row(numbered, recorded_ts)
+            ids = [event.event_id for event in events]
+            existing: list[sqlite3.Row] = []
+            for start in range(0, len(ids), ID_SLICE):  # a writer's backlog can hold more ids than one statement
+                some_ids = ids[start : start + ID_SLICE]
+                existing += conn.execute(events_by_id(len(some_ids)), some_ids).fetchall()
+            retried = already_stored(events, (decode_event_row(row) for row in existing))
+            stored, new = numbered_on(events, last, retried)
+            for event in new:
+                row = event_to_row(event, recorded_ts)
                 try:
                     conn.execute(INSERT_EVENT, row)
                 except sqlite3.IntegrityError as exc:
@@ -210,12 +220,13 @@ class SqliteStore(IncidentStore):
                         "SELECT state FROM incidents WHERE incident_id = ?", (event.incident_id,)
                     ).fetchone()
                     current = None if found is None else IncidentState(found[0])
-                row["state"] = incident_state_after(event, current).value
-                row["opened"] = 1 if opens(event) else 0
+                row.update(incident_columns(event, current))
                 conn.execute(UPSERT_INCIDENT, row)
-                stored.append(numbered)
-            conn.execute("UPDATE log_state SET last_sequence = ? WHERE id = 1", (stored[-1].sequence,))
-        self._appends.publish(stored[-1].sequence)
+            if new:
+                last = new[-1].sequence
+                conn.execute("UPDATE log_state SET last_sequence = ? WHERE id = 1", (last,))
+        if new:
+            self._appends.publish(last)
         return stored
 
     def read_events(
@@ -294,7 +305,10 @@ class SqliteStore(IncidentStore):
             rows = self._reader().execute(OPEN_INCIDENTS).fetchall()
             return [decode_incident_row(row) for row in rows]
 
-    # -- evidence -------------------------------------------------------------------------------------------
+    def open_incidents_near(self, category: str, lat: float, lon: float, radius_m: float) -> list[IncidentRecord]:
+        params = near_query_params(category, lat, lon, radius_m)
+        with self._translated("reading open incidents nearby"):
+            return nearest_within(self._reader().execute(OPEN_INCIDENTS_NEAR, params).fetchall(), lat, lon, radius_m)
 
     def incidents_with_case_state(self, state: CaseState, updated_after_ts: float) -> list[IncidentRecord]:
         with self._translated("reading incidents by case state"):
@@ -302,6 +316,8 @@ class SqliteStore(IncidentStore):
                 self._reader().execute(INCIDENTS_WITH_CASE_STATE, (CaseState(state).value, updated_after_ts)).fetchall()
             )
             return [decode_incident_row(row) for row in rows]
+
+    # -- evidence -------------------------------------------------------------------------------------------
 
     def put_evidence(self, kind: EvidenceKind, data: bytes) -> Evidence:
         kind = check_kind(kind)  # text from an untyped caller becomes the enum, or InvalidQuery

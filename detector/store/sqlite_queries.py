@@ -20,10 +20,10 @@ INSERT_EVENT = f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES ({', '.j
 UPSERT_INCIDENT = """
 INSERT INTO incidents (incident_id, state, category, case_code, label, severity, severity_rank, source_id,
     first_seen_ts, last_seen_ts, box, zone_id, location, last_sequence, opened_count, updated_ts,
-    case_state, case_id, case_updated_ts)
+    case_state, case_id, case_updated_ts, lat, lon)
 VALUES (:incident_id, :state, :category, :case_code, :label, :severity, :severity_rank, :source_id,
     :first_seen_ts, :last_seen_ts, :box, :zone_id, :location, :sequence, :opened, :recorded_ts,
-    :case_state, :case_id, CASE WHEN :case_state = '' THEN NULL ELSE :recorded_ts END)
+    :case_state, :case_id, CASE WHEN :case_state = '' THEN NULL ELSE :recorded_ts END, :lat, :lon)
 ON CONFLICT (incident_id) DO UPDATE SET
     state = CASE WHEN incidents.case_state IN ('RESOLVED', 'REJECTED') AND excluded.case_state = ''
         THEN incidents.state ELSE excluded.state END,
@@ -35,8 +35,16 @@ ON CONFLICT (incident_id) DO UPDATE SET
     opened_count = incidents.opened_count + excluded.opened_count, updated_ts = excluded.updated_ts,
     case_state = CASE WHEN excluded.case_state = '' THEN incidents.case_state ELSE excluded.case_state END,
     case_id = CASE WHEN excluded.case_id = '' THEN incidents.case_id ELSE excluded.case_id END,
-    case_updated_ts = COALESCE(excluded.case_updated_ts, incidents.case_updated_ts)
+    case_updated_ts = COALESCE(excluded.case_updated_ts, incidents.case_updated_ts),
+    lat = excluded.lat, lon = excluded.lon
 """
+
+
+def events_by_id(count: int) -> str:
+    """The stored events with any of ``count`` event_ids (given as parameters)."""
+    return f"SELECT * FROM events WHERE event_id IN ({', '.join('?' * count)})"
+
+
 SELECT_INCIDENT = """
 SELECT i.incident_no, i.state AS incident_state, i.opened_count, i.case_state AS incident_case_state,
     i.case_id AS incident_case_id, i.case_updated_ts AS incident_case_updated_ts, e.*

@@ -106,6 +106,15 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE incidents ADD COLUMN case_updated_ts REAL",
         "CREATE INDEX incidents_by_case_state ON incidents (case_state, case_updated_ts)",
     ),
+    # 5: one incident per place across sources: each incident's lat/lon as columns, indexed for open ones, so
+    # open_incidents_near is a range scan (the location JSON stays the full record).
+    (
+        "ALTER TABLE incidents ADD COLUMN lat REAL",
+        "ALTER TABLE incidents ADD COLUMN lon REAL",
+        "UPDATE incidents SET lat = json_extract(location, '$.lat'), lon = json_extract(location, '$.lon') "
+        "WHERE location IS NOT NULL",
+        "CREATE INDEX incidents_open_near ON incidents (category, lat, lon) WHERE state = 'open'",
+    ),
 )
 
 LATEST_VERSION = len(MIGRATIONS)

@@ -1,6 +1,11 @@
 """The event writer on a real SQLite store on a disk that fills up: events wait in a bounded backlog, the
 overflow drops the oldest (counted and logged by incident), and the rest reach the log in order once the disk
-has room again."""
+has room again.
+
+PostgreSQL has no twin of this test: its disk is the server's, which a test cannot fill without filling it for
+everyone. The server reports a full disk as SQLSTATE 53100, which the store raises as StoreFull like SQLite's
+(tests/store/test_postgres.py::test_server_errors_become_store_errors), so the writer behaves as here; a server
+that goes away and comes back is tests/store/test_postgres_restart.py."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Crash safety: kill -9 mid-append, and damaged database files."""
+"""Crash safety: kill -9 mid-append (SQLite and PostgreSQL), and damaged database files."""
 
 from __future__ import annotations
 
@@ -13,20 +13,21 @@ from pathlib import Path
 
 import pytest
 
-from detector.store import SqliteStore, StoreCorrupt, StoreError
+from detector.store import IncidentStore, PostgresStore, SqliteStore, StoreCorrupt, StoreError
 from detector.store.blobs import STAGED_MAX_AGE_S
 from detector.store.sqlite import DB_FILENAME
 from detector.types import EventType
-from tests.store.factories import make_event
+from tests.store.factories import make_event, postgres_url
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-def run_writer_until_killed(data_dir: Path, min_commits: int) -> int:
-    """Start the writer, SIGKILL it mid-stream, return the highest sequence it reported committed."""
+def run_writer_until_killed(where: Path | str, min_commits: int) -> int:
+    """Start the writer on ``where`` (a SQLite data directory or a PostgreSQL URL), SIGKILL it mid-stream, return
+    the highest sequence it reported committed."""
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     writer = subprocess.Popen(
-        [sys.executable, "-m", "tests.store.writer_proc", str(data_dir)],
+        [sys.executable, "-m", "tests.store.writer_proc", str(where)],
         stdout=subprocess.PIPE,
         text=True,
         env=env,
@@ -62,11 +63,24 @@ def test_kill_9_loses_no_committed_event_and_leaves_no_gap(tmp_path: Path) -> No
         os.utime(leftover, (old, old))
 
     with SqliteStore(tmp_path) as store:
-        events = store.read_events(0, 100_000)
-        last = store.last_sequence()
-        assert store.integrity_check() == []
-        incidents = {r.incident_id: r for r in store.list_incidents(page_size=100).items}
+        assert_nothing_committed_was_lost(store, committed)
+    assert not list((tmp_path / "evidence").glob(".tmp-*"))
 
+
+def test_kill_9_of_a_postgres_writer_loses_no_committed_event_and_leaves_no_gap(tmp_path: Path) -> None:
+    # The server rolls back the transaction of a client that died mid-append; nothing is staged on the client.
+    url = postgres_url(tmp_path)
+    committed = run_writer_until_killed(url, min_commits=40)
+    committed = max(committed, run_writer_until_killed(url, min_commits=20))
+    with PostgresStore(url) as store:
+        assert_nothing_committed_was_lost(store, committed)
+
+
+def assert_nothing_committed_was_lost(store: IncidentStore, committed: int) -> None:
+    events = store.read_events(0, 100_000)
+    last = store.last_sequence()
+    assert store.integrity_check() == []
+    incidents = {r.incident_id: r for r in store.list_incidents(page_size=100).items}
     assert last >= committed
     assert [e.sequence for e in events] == list(range(1, last + 1))
     # The writer numbers events itself, so a torn or reordered row would show up here.
@@ -76,7 +90,6 @@ def test_kill_9_loses_no_committed_event_and_leaves_no_gap(tmp_path: Path) -> No
         own = [e for e in events if e.incident_id == incident_id]
         assert record.last_event == own[-1]
         assert record.opened_count == Counter(e.type for e in own)[EventType.OPENED]
-    assert not list((tmp_path / "evidence").glob(".tmp-*"))
 
 
 def damage_middle(db: Path) -> None:

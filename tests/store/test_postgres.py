@@ -13,8 +13,18 @@ import psycopg
 import pytest
 
 from detector.cli import main
-from detector.store import IncompatibleSchema, PostgresStore, SqliteStore, StoreError, postgres_schema, sqlite_schema
+from detector.store import (
+    IncompatibleSchema,
+    PostgresStore,
+    SqliteStore,
+    StoreCorrupt,
+    StoreError,
+    StoreFull,
+    postgres_schema,
+    sqlite_schema,
+)
 from detector.store.codec import event_to_row
+from detector.store.postgres_queries import translate_error
 from detector.store.sqlite import DB_FILENAME
 from detector.types import EventType
 from tests.store.factories import make_event, postgres_url
@@ -157,6 +167,23 @@ def test_store_migrate_cli_brings_a_store_to_the_latest_version(
     assert (tmp_path / "lite" / DB_FILENAME).exists()
     assert main(["store", "migrate", "--url", "postgresql://postgres@127.0.0.1:1/test"]) == 1
     assert "unreachable" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("error", "raised"),
+    [
+        (psycopg.errors.DiskFull("could not extend file: No space left on device"), StoreFull),
+        (psycopg.errors.DataCorrupted("invalid page in block 7"), StoreCorrupt),
+        (psycopg.errors.LockNotAvailable("canceling statement due to lock timeout"), StoreError),
+        (psycopg.OperationalError("server closed the connection unexpectedly"), StoreError),
+    ],
+)
+def test_server_errors_become_store_errors(error: psycopg.Error, raised: type[StoreError]) -> None:
+    # A full disk on the server (SQLSTATE 53100) is StoreFull, as a full local disk is for SQLite: the event
+    # writer keeps events in its backlog and health says the log is not writable.
+    translated = translate_error(error, "appending events")
+    assert type(translated) is raised
+    assert str(translated).startswith("appending events: ")
 
 
 @pytest.fixture

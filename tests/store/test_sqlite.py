@@ -98,7 +98,7 @@ def test_append_rejects_malformed_events(store: IncidentStore, overrides: dict[s
 def test_duplicate_event_id_rolls_back_the_whole_batch(store: IncidentStore) -> None:
     (stored,) = store.append([make_event()])
     with pytest.raises(DuplicateEvent):
-        store.append([make_event(incident_id="inc-2"), replace(stored, sequence=0)])
+        store.append([make_event(incident_id="inc-2"), replace(stored, sequence=0, label="another label")])
 
     assert store.last_sequence() == 1
     assert store.get_incident("inc-2") is None

@@ -1,7 +1,7 @@
 """Writer for the kill -9 test: appends numbered events (and some evidence) until it is killed.
 
 Prints ``committed <last_sequence>`` after each append returns, so the parent knows what must survive.
-Usage: python -m tests.store.writer_proc DATA_DIR
+Usage: python -m tests.store.writer_proc DATA_DIR  (SQLite), or  python -m tests.store.writer_proc postgresql://...
 """
 
 from __future__ import annotations
@@ -9,13 +9,13 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from detector.store import SqliteStore
+from detector.store import IncidentStore, PostgresStore, SqliteStore
 from detector.types import EventType
 from tests.store.factories import make_event
 
 
-def main(data_dir: Path) -> None:
-    store = SqliteStore(data_dir)
+def main(where: str) -> None:
+    store: IncidentStore = PostgresStore(where) if where.startswith("postgresql:") else SqliteStore(Path(where))
     counter = store.last_sequence()
     while True:
         batch = []
@@ -31,4 +31,4 @@ def main(data_dir: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]))
+    main(sys.argv[1])
