@@ -87,4 +87,4 @@ def test_a_database_from_before_geotagging_migrates_and_its_events_read_back(tmp
     finally:
         store.close()
     with sqlite3.connect(tmp_path / DB_FILENAME) as check:
-        assert check.execute("SELECT version FROM schema_version").fetchone()[0] == LATEST_VERSION == 4
+        assert check.execute("SELECT version FROM schema_version").fetchone()[0] == LATEST_VERSION == 5
