@@ -273,13 +273,9 @@ def versions() -> dict[str, str]:
 
 
 def markdown(info: MachineInfo, report: dict[str, Any]) -> str:
-    load = info.load_average[0]
-    lines = [
-        f"# Delivery latency: {info.device_slug('cpu')}, {report['date']}",
-        "",
-        f"- Machine: {info.cpu_model}, {info.cpu_cores} cores, {info.memory_gb} GB; load average at start {load:.2f}",
-        f"- Python {info.python}; " + ", ".join(f"{k} {v}" for k, v in report["versions"].items()),
-        f"- Command: `{report['command']}`",
+    title = f"Delivery latency: {info.device_slug('cpu')}, {report['date']}"
+    lines = info.markdown_header(title, report["versions"], report["command"])
+    lines += [
         f"- Load: {report['events']} events per kind, appended one at a time at {report['rate']} events/s through "
         "the SQLite store (synchronous=FULL) with the DeliveryRunner running; latency = the peer received it "
         "minus store.append returned, one process, one clock.",
@@ -289,11 +285,7 @@ def markdown(info: MachineInfo, report: dict[str, Any]) -> str:
         "JetStream PubAck); open311 = an aiohttp GeoReport v2 endpoint on loopback (POST /requests.json; the "
         "connector then stores the service_request_id as a FILED verdict).",
     ]
-    if load > info.cpu_cores * 0.5:
-        lines.append(
-            f"- **Contended**: the load average was {load:.2f} on {info.cpu_cores} cores when the run started; "
-            "other work shared the machine, so the tails are not clean."
-        )
+    lines += info.contention_lines("; other work shared the machine, so the tails are not clean.")
     lines += [
         "",
         "| kind | events | received | duplicates | p50 ms | p95 ms | max ms |",

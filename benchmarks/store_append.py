@@ -205,13 +205,9 @@ def versions(postgres_url: str | None) -> dict[str, str]:
 
 
 def markdown(info: MachineInfo, report: dict[str, Any]) -> str:
-    load = info.load_average[0]
-    lines = [
-        f"# Store append throughput and subscriber lag: {info.device_slug('cpu')}, {report['date']}",
-        "",
-        f"- Machine: {info.cpu_model}, {info.cpu_cores} cores, {info.memory_gb} GB; load average at start {load:.2f}",
-        f"- Python {info.python}; " + ", ".join(f"{k} {v}" for k, v in report["versions"].items()),
-        f"- Command: `{report['command']}`",
+    title = f"Store append throughput and subscriber lag: {info.device_slug('cpu')}, {report['date']}"
+    lines = info.markdown_header(title, report["versions"], report["command"])
+    lines += [
         f"- Load: N writer processes append to one log for {report['seconds']} s each, {report['batch']} event(s) "
         "per append call, as fast as they can; SQLite = one file (WAL, synchronous=FULL), PostgreSQL = one schema "
         "of the local server (its own fsync settings, see versions).",
@@ -220,11 +216,7 @@ def markdown(info: MachineInfo, report: dict[str, Any]) -> str:
         f"so that follower polls every {report['poll_ms']} ms.",
         "- gap-free: the follower read sequences 1..N, each once, in order.",
     ]
-    if load > info.cpu_cores * 0.5:
-        lines.append(
-            f"- **Contended**: the load average was {load:.2f} on {info.cpu_cores} cores when the run started; "
-            "other work shared the machine, so these numbers are low and noisy."
-        )
+    lines += info.contention_lines("; other work shared the machine, so these numbers are low and noisy.")
     lines += [
         "",
         "| backend | writers | events | events/s | follower saw | gap-free | lag p50 ms | lag p95 ms | lag max ms |",

@@ -29,6 +29,30 @@ class MachineInfo:
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @property
+    def contended(self) -> bool:
+        """Other work shared the machine: the load average at the start was half the core count or more."""
+        return self.load_average[0] >= 0.5 * self.cpu_cores
+
+    def contention_lines(self, consequence: str) -> list[str]:
+        """The results file's warning line when ``contended`` (``consequence`` says what it means for the numbers,
+        starting with its own punctuation); none otherwise."""
+        if not self.contended:
+            return []
+        load, cores = self.load_average[0], self.cpu_cores
+        return [f"- **Contended**: the load average was {load:.2f} on {cores} cores when the run started{consequence}"]
+
+    def markdown_header(self, title: str, versions: dict[str, str], command: str) -> list[str]:
+        """The first lines of a benchmark's results file: title, machine, versions and the command that ran."""
+        return [
+            f"# {title}",
+            "",
+            f"- Machine: {self.cpu_model}, {self.cpu_cores} cores, {self.memory_gb} GB; load average at start "
+            f"{self.load_average[0]:.2f}",
+            f"- Python {self.python}; " + ", ".join(f"{k} {v}" for k, v in versions.items()),
+            f"- Command: `{command}`",
+        ]
+
     def device_slug(self, device: str) -> str:
         """Folder name for results: ``cpu-amd-epyc-2c`` or ``cuda-nvidia-h100-80gb-hbm3``."""
         if device.startswith("cuda") and self.gpu:

@@ -310,14 +310,10 @@ def _variant_lines(report: ThroughputReport) -> list[str]:
 
 
 def _contention_lines(report: ThroughputReport) -> list[str]:
-    m = report.machine
-    if m.load_average[0] < 0.5 * m.cpu_cores:
-        return []
-    return [
-        f"- **Contended**: the load average was {m.load_average[0]:.2f} on {m.cpu_cores} cores when the run started, "
-        "so other work shared the machine: frames/s and latencies are not clean; CPU ms per frame is the "
+    return report.machine.contention_lines(
+        ", so other work shared the machine: frames/s and latencies are not clean; CPU ms per frame is the "
         "steadier comparison."
-    ]
+    )
 
 
 def _dims(frame_set: dict[str, Any]) -> str:
