@@ -36,6 +36,11 @@ class DeliveryError(Exception):
         self.reason = reason
 
 
+def describe(exc: BaseException) -> str:
+    """An exception as a failure reason: its message, or its class name when it has none (a bare timeout)."""
+    return str(exc) or type(exc).__name__
+
+
 class RetryableError(DeliveryError):
     """Trying again later can succeed. ``retry_after_s``: the peer's own hint (HTTP Retry-After), if any."""
 

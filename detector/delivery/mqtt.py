@@ -24,7 +24,7 @@ from typing import Any
 import aiomqtt
 from pydantic import Field, field_validator
 
-from detector.delivery.base import Connector, PermanentError, RetryableError, register_connector
+from detector.delivery.base import Connector, PermanentError, RetryableError, describe, register_connector
 from detector.delivery.payload import event_to_json
 from detector.delivery.settings import ConnectorSettings, register_settings
 from detector.types import EventType, IncidentEvent
@@ -116,7 +116,7 @@ class MqttConnector(Connector):
         try:
             await asyncio.wait_for(client.__aenter__(), self._settings.timeout_s)
         except (TimeoutError, aiomqtt.MqttError, OSError) as exc:
-            raise RetryableError(f"mqtt: cannot connect to {self._where()}: {_describe(exc)}") from exc
+            raise RetryableError(f"mqtt: cannot connect to {self._where()}: {describe(exc)}") from exc
         self._client = client
         return client
 
@@ -148,15 +148,11 @@ class MqttConnector(Connector):
                 )
             except (TimeoutError, aiomqtt.MqttError, OSError) as exc:
                 await self._drop()  # reconnect on the next try
-                raise RetryableError(f"mqtt: publish to {self._where()} failed: {_describe(exc)}") from exc
+                raise RetryableError(f"mqtt: publish to {self._where()} failed: {describe(exc)}") from exc
 
     async def close(self) -> None:
         async with self._lock:
             await self._drop()
-
-
-def _describe(exc: BaseException) -> str:
-    return str(exc) or type(exc).__name__
 
 
 @register_connector("mqtt")

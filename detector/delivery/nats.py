@@ -26,7 +26,7 @@ from nats.js.api import StorageType, StreamConfig
 from nats.js.client import JetStreamContext
 from pydantic import Field, field_validator
 
-from detector.delivery.base import Connector, PermanentError, RetryableError, register_connector
+from detector.delivery.base import Connector, PermanentError, RetryableError, describe, register_connector
 from detector.delivery.payload import event_to_json
 from detector.delivery.settings import ConnectorSettings, register_settings
 from detector.types import IncidentEvent
@@ -113,14 +113,14 @@ class NatsConnector(Connector):
         try:
             nc = await asyncio.wait_for(nats.connect(s.servers, **options), s.timeout_s + 1)
         except (TimeoutError, nats.errors.Error, OSError) as exc:
-            raise RetryableError(f"nats: cannot connect to {', '.join(s.servers)}: {_describe(exc)}") from exc
+            raise RetryableError(f"nats: cannot connect to {', '.join(s.servers)}: {describe(exc)}") from exc
         self._nc = nc
         js = nc.jetstream(timeout=s.timeout_s)
         try:
             await self._ensure_stream(js)
         except (TimeoutError, nats.errors.Error, OSError) as exc:
             await self._drop()
-            raise RetryableError(f"nats: stream {s.stream}: {_describe(exc)}") from exc
+            raise RetryableError(f"nats: stream {s.stream}: {describe(exc)}") from exc
         self._js = js
         return js
 
@@ -160,15 +160,15 @@ class NatsConnector(Connector):
                     subject, payload, timeout=s.timeout_s, stream=s.stream, headers={"Nats-Msg-Id": event.event_id}
                 )
             except (nats.errors.MaxPayloadError, nats.errors.BadSubjectError) as exc:
-                raise PermanentError(f"nats: {_describe(exc)}") from exc
+                raise PermanentError(f"nats: {describe(exc)}") from exc
             except nats.js.errors.APIError as exc:
                 if exc.code is not None and 400 <= exc.code < 500 and exc.code not in (404, 408):
-                    raise PermanentError(f"nats: stream {s.stream} refused the event: {_describe(exc)}") from exc
+                    raise PermanentError(f"nats: stream {s.stream} refused the event: {describe(exc)}") from exc
                 await self._drop()
-                raise RetryableError(f"nats: stream {s.stream}: {_describe(exc)}") from exc
+                raise RetryableError(f"nats: stream {s.stream}: {describe(exc)}") from exc
             except (TimeoutError, nats.errors.Error, OSError) as exc:
                 await self._drop()  # reconnect (and re-check the stream) on the next try
-                raise RetryableError(f"nats: publish to {s.stream} failed: {_describe(exc)}") from exc
+                raise RetryableError(f"nats: publish to {s.stream} failed: {describe(exc)}") from exc
 
     async def close(self) -> None:
         async with self._lock:
@@ -181,10 +181,6 @@ async def _quiet(exc: Exception) -> None:
 
 async def _nothing() -> None:
     pass
-
-
-def _describe(exc: BaseException) -> str:
-    return str(exc) or type(exc).__name__
 
 
 @register_connector("nats")
