@@ -63,21 +63,17 @@ def main(argv: list[str] | None = None) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """The whole command tree (tests walk it to check every command's help)."""
     from detector import __version__
-    from detector.cli_help import Parser, finish
+    from detector.cli_help import Parser, add_settings_args, finish
 
     parser: argparse.ArgumentParser = Parser(prog="detector", description="StreetWatch detector service and tools.")
     parser.add_argument("--version", action="version", version=f"detector {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="run the gRPC service")
-    serve.add_argument("--config", type=Path, help="YAML settings file (defaults are embedded)")
-    serve.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="SECTION.KEY=VALUE",
-        help="override one setting, e.g. --set batching.max_batch=16 (repeatable)",
+    add_settings_args(
+        serve,
+        config_help="YAML settings file (defaults are embedded)",
+        set_help="override one setting, e.g. --set batching.max_batch=16 (repeatable)",
     )
     defaults = ServiceConfig()
     serve.add_argument("--host", help=f"same as --set server.host=... (default: {defaults.server.host})")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 EXAMPLES: dict[str, str] = {
@@ -81,6 +82,15 @@ class Parser(argparse.ArgumentParser):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("formatter_class", HelpFormatter)
         super().__init__(*args, **kwargs)
+
+
+def add_settings_args(parser: argparse.ArgumentParser, config_help: str, set_help: str) -> None:
+    """The service's settings flags, the same for every command that reads them: ``--config FILE`` and repeatable
+    ``--set SECTION.KEY=VALUE`` (into ``args.overrides``), as ``detector.config.load_config`` takes them."""
+    parser.add_argument("--config", type=Path, help=config_help)
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE", help=set_help
+    )
 
 
 def hide_aliases(action: argparse.Action, *aliases: str) -> argparse.Action:

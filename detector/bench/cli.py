@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from detector.cli_help import hide_aliases
+from detector.cli_help import add_settings_args, hide_aliases
 from detector.config import DEFAULT_WEIGHTS
 from detector.inference.engine import ModelSettings, resolve_imgsz
 
@@ -122,14 +122,10 @@ def _throughput_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bound-time", type=float, default=3.0, help="seconds per batch size for the engine bound")
     p.add_argument("--datasets", type=Path, default=DEFAULT_DATASETS, help="photos to make frames from")
     p.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help="ONNX exports and service logs")
-    p.add_argument("--config", type=Path, help="service YAML settings, as for `detector serve --config`")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="SECTION.KEY=VALUE",
-        help="service setting, e.g. --set batching.max_batch=16 (model.* come from the flags above)",
+    add_settings_args(
+        p,
+        config_help="service YAML settings, as for `detector serve --config`",
+        set_help="service setting, e.g. --set batching.max_batch=16 (model.* come from the flags above)",
     )
     p.add_argument(
         "--variant",
@@ -185,8 +181,11 @@ def _incident_args(p: argparse.ArgumentParser) -> None:
         "--scenario",
     )
     p.add_argument("--target", help="a running service (default: start one with --config/--set)")
-    p.add_argument("--config", type=Path, help="service YAML settings (the scenario's zones and rules)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    add_settings_args(
+        p,
+        config_help="service YAML settings (the scenario's zones and rules)",
+        set_help="override one service setting (repeatable)",
+    )
     p.add_argument("--speed", type=float, default=1.0, help="replay speed: 1 = real time, 0 = as fast as possible")
     p.add_argument("--device", default="auto", help="device, for the results folder name")
     p.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help="service logs and its incident store")

@@ -17,11 +17,11 @@ import json
 import sys
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
+from detector.cli_help import add_settings_args
 from detector.delivery.base import Connector, PermanentError, RetryableError, build_connector
 from detector.delivery.runner import consumer_name
 from detector.delivery.settings import DeliveryFilter, DeliverySettings, validate_connector
@@ -75,14 +75,10 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def _config_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", type=Path, help="the service's YAML settings file, as for detector serve")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="SECTION.KEY=VALUE",
-        help="override one setting, as for detector serve (repeatable)",
+    add_settings_args(
+        p,
+        config_help="the service's YAML settings file, as for detector serve",
+        set_help="override one setting, as for detector serve (repeatable)",
     )
 
 
