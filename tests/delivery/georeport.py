@@ -4,16 +4,18 @@ list of {code, description})."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
+from tests.delivery.loopback import HANG as HANG
+from tests.delivery.loopback import ScriptedPeer
+
 API_KEY = "city-api-key"
 SERVICE_CODES = frozenset({"STALL", "POTHOLE"})
-HANG, TOKEN = "hang", "token"  # script actions besides an HTTP status (e.g. 500, 429)
+TOKEN = "token"  # a script action besides those of ScriptedPeer: answer with a token only
 
 
 @dataclass
@@ -33,18 +35,15 @@ class Call:
     form: dict[str, str] = field(default_factory=dict)
 
 
-class GeoReportServer:
+class GeoReportServer(ScriptedPeer):
     """``script`` answers the next POSTs (an HTTP status, HANG, or TOKEN: answer with a token only);
     ``get_script`` the next GETs; anything else is served normally."""
 
     def __init__(self) -> None:
-        self.script: list[int | str] = []
+        super().__init__()
         self.get_script: list[int] = []
         self.requests: dict[str, ServiceRequest] = {}
         self.calls: list[Call] = []
-        self.port = 0
-        self._runner: web.AppRunner | None = None
-        self._release = asyncio.Event()
 
     def by_incident(self, incident_id: str) -> list[ServiceRequest]:
         return [r for r in self.requests.values() if r.form["attribute[incident_id]"] == incident_id]
@@ -60,14 +59,10 @@ class GeoReportServer:
         assert request.content_type == "application/x-www-form-urlencoded"
         form = {k: str(v) for k, v in (await request.post()).items()}
         self.calls.append(Call("POST", request.path, time.monotonic(), form))
-        action = self.script.pop(0) if self.script else 200
-        if action == HANG:
-            await self._release.wait()  # set only by stop(): the client's timeout ends the call first
-            return web.Response(status=503)
-        if action == 429:
-            return web.Response(status=429, headers={"Retry-After": "1"})
-        if isinstance(action, int) and action != 200:
-            return _errors(action, "Internal error")
+        action = self.next_action()
+        failure = await self.scripted_failure(action, lambda status: _errors(status, "Internal error"))
+        if failure is not None:
+            return failure
         if form.get("api_key") != API_KEY:
             return _errors(403, "Invalid api_key")
         if form.get("service_code") not in SERVICE_CODES:
@@ -126,24 +121,10 @@ class GeoReportServer:
                 return web.json_response([answer])
         return _errors(404, "No such token")
 
-    async def start(self) -> None:
-        self._release = asyncio.Event()
-        app = web.Application()
+    def add_routes(self, app: web.Application) -> None:
         app.router.add_post("/v2/requests.json", self._post)
         app.router.add_get("/v2/requests/{sid}.json", self._get_request)
         app.router.add_get("/v2/tokens/{token}.json", self._get_token)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True)
-        await site.start()
-        if not self.port:
-            self.port = int(self._runner.addresses[0][1])
-
-    async def stop(self) -> None:
-        self._release.set()
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
 
     @property
     def endpoint(self) -> str:

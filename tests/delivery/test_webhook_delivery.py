@@ -17,23 +17,20 @@ from detector.delivery.runner import DeliveryRunner, consumer_name
 from detector.delivery.settings import DeliverySettings
 from detector.delivery.webhook import retry_after_s
 from detector.store import SqliteStore
+from tests.delivery.loopback import HANG, ScriptedPeer
 from tests.store.factories import make_event
 
 SECRET = "s3cret-s3cret-s3cret"
-HANG = "hang"
 
 
-class Receiver:
+class Receiver(ScriptedPeer):
     """A webhook peer: checks the signature, records what it took; ``script`` answers the next calls."""
 
     def __init__(self) -> None:
-        self.script: list[int | str] = []
+        super().__init__()
         self.received: list[dict[str, Any]] = []
         self.keys: list[str] = []
         self.calls = 0
-        self.port = 0
-        self._runner: web.AppRunner | None = None
-        self._release = asyncio.Event()
 
     async def handle(self, request: web.Request) -> web.Response:
         self.calls += 1
@@ -43,38 +40,17 @@ class Receiver:
             return web.Response(status=401, text="bad signature")
         assert request.headers["Content-Type"] == "application/json"
         assert request.headers["X-StreetWatch-Schema"] == "streetwatch.v1.IncidentEvent"
-        action = self.script.pop(0) if self.script else 200
-        if action == HANG:
-            await self._release.wait()  # set only by stop(): the client's timeout ends the call first
-            return web.Response(status=503)
-        if action == 429:
-            return web.Response(status=429, headers={"Retry-After": "1"})
-        if isinstance(action, int) and action != 200:
-            return web.Response(status=action)
+        failure = await self.scripted_failure(self.next_action(), lambda status: web.Response(status=status))
+        if failure is not None:
+            return failure
         event = json.loads(body)
         assert request.headers["Idempotency-Key"] == event["event_id"]
         self.keys.append(request.headers["Idempotency-Key"])
         self.received.append(event)
         return web.Response(status=204)
 
-    async def start(self) -> None:
-        self._release = asyncio.Event()
-        app = web.Application()
+    def add_routes(self, app: web.Application) -> None:
         app.router.add_post("/hook", self.handle)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True)
-        await site.start()
-        if not self.port:
-            server = site._server
-            assert server is not None
-            self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-
-    async def stop(self) -> None:
-        self._release.set()  # a hanging call (long timed out by the client) ends now
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
 
     @property
     def url(self) -> str:
