@@ -32,6 +32,7 @@ from detector.rules.config import RulesConfig
 from detector.settings_text import ConfigError as ConfigError
 from detector.settings_text import describe_invalid, read_yaml_mapping
 from detector.store.config import StoreSettings
+from detector.threads import ThreadSettings
 from detector.tracking.config import TrackerConfig
 
 ENV_PREFIX = "STREETWATCH__"
@@ -105,6 +106,9 @@ class ServiceConfig(_Section):
         default_factory=TilingSettings, description="Tiled inference of high-resolution frames, per source."
     )
     ingest: IngestSettings = Field(default_factory=IngestSettings, description="Frame decoding and limits.")
+    threads: ThreadSettings = Field(
+        default_factory=ThreadSettings, description="Threads for decoding and the model, derived from the cores."
+    )
     logging: LoggingSettings = Field(default_factory=LoggingSettings, description="Logs.")
     auth: AuthSettings = Field(default_factory=AuthSettings, description="Bearer tokens and roles (off by default).")
     store: StoreSettings = Field(default_factory=StoreSettings, description="Durable incident store.")

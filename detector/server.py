@@ -35,7 +35,7 @@ from detector.incidents import EventWriter, EvidenceStage, SharedIncidents
 from detector.incidents.feedback_watch import FeedbackWatcher
 from detector.incidents.hard_negatives import HardNegatives
 from detector.inference.batcher import BatchRecord, InferenceCore
-from detector.inference.engine import Engine, engine_for
+from detector.inference.engine import Engine, InferenceThreads, engine_for
 from detector.inference.tiling import TilingPolicy
 from detector.ingest.admission import Admission
 from detector.ingest.decoder import FrameDecoder
@@ -48,6 +48,7 @@ from detector.rules import RulesEngine
 from detector.rules.zones import zone_summaries
 from detector.store.base import IncidentStore, open_store
 from detector.store.errors import StoreError
+from detector.threads import apply_process_threads, plan_threads
 from detector.tracking import TrackerPool
 
 log = logging.getLogger(__name__)
@@ -229,7 +230,9 @@ def build_pipeline(
     )
     return FramePipeline(
         admission=Admission(config.ingest),
-        decoder=FrameDecoder(config.ingest.limits, decoder),
+        decoder=FrameDecoder(
+            config.ingest.limits, decoder, core.tiling.decode_scale if config.ingest.reduced_decode else None
+        ),
         core=core,
         tracker=TrackerPool(config.tracking),
         geo=_geo_stage(config),
@@ -263,7 +266,10 @@ async def start_service(config: ServiceConfig, engine: Engine | None = None) -> 
 
     rpc = GrpcServer(s, config.auth, refused)
     await rpc.set_health(False)
-    decoder = ThreadPoolExecutor(config.ingest.decode_threads, thread_name_prefix="decode")
+    budget = plan_threads(config.threads, config.model.device)
+    apply_process_threads(budget)
+    log.info("thread budget", extra=budget.as_log())
+    decoder = ThreadPoolExecutor(budget.decode, thread_name_prefix="decode")
     ingest = IngestService(s, config.ingest, metrics)
     rpc.add_ingest(ingest)
     store = await asyncio.to_thread(open_store, config.store)
@@ -286,7 +292,8 @@ async def start_service(config: ServiceConfig, engine: Engine | None = None) -> 
         if config.cluster.enabled:
             replica = await _open_replica(config, port)
         if engine is None:
-            engine = await asyncio.to_thread(engine_for, config.model)
+            threads = InferenceThreads(budget.inference, budget.inference_inter_op, budget.spin)
+            engine = await asyncio.to_thread(engine_for, config.model, threads)
         await asyncio.to_thread(engine.warmup, config.model.warmup_batch_sizes)
         health = SourceHealth(config.console, config.rules, engine.class_names) if s.http_port else None
         links = EvidenceLinks(s.evidence_links) if s.evidence_links is not None else None

@@ -10,6 +10,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum, StrEnum
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -58,27 +59,57 @@ class Telemetry:
 
 @dataclass
 class Frame:
-    """One decoded image from a source: HxWx3 uint8 BGR."""
+    """One decoded image from a source: HxWx3 uint8 BGR.
+
+    ``image`` is what the model sees. A large JPEG is decoded reduced in the DCT domain (``scale`` 2, 4 or 8:
+    detector/ingest/decode.py); ``width`` and ``height`` are then still the full frame's, every box and zone
+    stays in full-frame pixels, and :meth:`full_image` decodes the kept ``jpeg`` at full resolution for
+    evidence. A JPEG decoded on the GPU (nvJPEG) is ``device_image``, HxWx3 BGR uint8 on the model's device,
+    and ``image`` is then empty (0x0x3) until :meth:`full_image` decodes the JPEG on the CPU.
+    """
 
     source_id: str
     seq: int
     capture_ts: float
     image: ImageArray
     telemetry: Telemetry | None = None
+    scale: int = 1
+    full_size: tuple[int, int] | None = None  # (width, height) of the full frame when ``scale`` > 1
+    jpeg: bytes | None = None  # the frame's JPEG when ``scale`` > 1 or it was decoded on the GPU
+    device_image: Any = None  # a torch.Tensor on CUDA when decoded there (this module does not import torch)
 
     def __post_init__(self) -> None:
         if self.image.dtype != np.uint8 or self.image.ndim != 3 or self.image.shape[2] != 3:
             raise ValueError(f"image must be HxWx3 uint8, got {self.image.dtype} {self.image.shape}")
         if not math.isfinite(self.capture_ts):
             raise ValueError("capture_ts must be finite")
+        if (self.scale != 1 or self.device_image is not None) and (self.full_size is None or self.jpeg is None):
+            raise ValueError("a frame decoded reduced or on the GPU needs its full size and its JPEG")
 
     @property
     def width(self) -> int:
-        return int(self.image.shape[1])
+        return self.full_size[0] if self.full_size is not None else int(self.image.shape[1])
 
     @property
     def height(self) -> int:
-        return int(self.image.shape[0])
+        return self.full_size[1] if self.full_size is not None else int(self.image.shape[0])
+
+    @property
+    def model_image(self) -> Any:
+        """What the model is given: ``device_image`` when the frame was decoded on the GPU, else ``image`` (at
+        ``scale``)."""
+        return self.device_image if self.device_image is not None else self.image
+
+    def full_image(self) -> ImageArray:
+        """The frame at full resolution: ``image`` itself, or its JPEG decoded again (evidence, previews)."""
+        if self.jpeg is None or (self.scale == 1 and self.device_image is None):
+            return self.image
+        import cv2
+
+        decoded = cv2.imdecode(np.frombuffer(self.jpeg, dtype=np.uint8), cv2.IMREAD_COLOR)
+        if decoded is None:  # decoded reduced once already, so this cannot fail short of memory corruption
+            raise ValueError(f"frame {self.seq} of {self.source_id}: its JPEG no longer decodes")
+        return np.asarray(decoded, dtype=np.uint8)
 
 
 def _empty_f32(*shape: int) -> FloatArray:

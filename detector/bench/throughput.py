@@ -26,6 +26,7 @@ from detector.bench.stats import Latency, batch_histogram, frames_per_s, in_wind
 from detector.config import ConfigError, load_config
 from detector.inference.engine import ModelSettings, build_engine
 from detector.inference.onnx_export import onnx_weights
+from detector.threads import plan_threads
 
 BASELINE = "ultralytics-predict"
 
@@ -127,7 +128,8 @@ def run_throughput(settings: ThroughputSettings, machine: MachineInfo, work_dir:
             raise ConfigError(f"--variant {name}: {exc}") from None
     report.service_config = {
         "batching": config.batching.model_dump(),
-        "decode_threads": config.ingest.decode_threads,
+        "threads": plan_threads(config.threads, settings.device).as_log(),
+        "reduced_decode": config.ingest.reduced_decode,
         "max_inflight_per_stream": config.server.max_inflight_per_stream,
     }
     frame_sets = [

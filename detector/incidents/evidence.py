@@ -17,7 +17,7 @@ import logging
 from detector.store.base import IncidentStore
 from detector.store.errors import StoreError
 from detector.store.evidence import EvidenceRenderer, store_evidence
-from detector.types import EventType, Evidence, Frame, IncidentEvent
+from detector.types import EventType, Evidence, Frame, ImageArray, IncidentEvent
 
 log = logging.getLogger(__name__)
 
@@ -59,13 +59,15 @@ class EvidenceStage:
 
     def _attach(self, frame: Frame, events: list[IncidentEvent]) -> list[IncidentEvent]:
         out = []
+        full: ImageArray | None = None  # a frame decoded reduced is decoded whole once, for its first evidence
         for event in events:
             if event.type is EventType.CLEARED:
                 out.append(self._cleared(event))
                 continue
             caption = f"{event.case_code} {event.category} {event.confidence:.2f}"
             try:
-                images = self._renderer.render(frame.image, event.box_xyxy, caption)
+                full = frame.full_image() if full is None else full
+                images = self._renderer.render(full, event.box_xyxy, caption)
                 evidence = store_evidence(self._store, images)
             except (StoreError, ValueError, OSError) as exc:
                 self.failures += 1

@@ -125,8 +125,7 @@ class InferenceCore:
 
     async def submit(self, frame: Frame, mode: DeliveryMode) -> Inference:
         """Queue a frame and wait for its result. Raises FrameDropped or CoreStopped."""
-        height, width = frame.image.shape[:2]
-        job = _Job(frame, time.perf_counter(), self.tiling.tiles(frame.source_id, height, width))
+        job = _Job(frame, time.perf_counter(), self.tiling.tiles(frame.source_id, frame.height, frame.width))
         try:
             await self.queues.put(frame.source_id, job, mode)
         except QueuesClosed as exc:
@@ -231,7 +230,9 @@ class InferenceCore:
             return
         started = time.perf_counter()
         try:
-            results, timings = self.engine.infer([job.tiles[i].crop(job.frame.image) for job, i in batch])
+            results, timings = self.engine.infer(
+                [job.tiles[i].crop(job.frame.model_image, job.frame.scale) for job, i in batch]
+            )
         except Exception as exc:  # a failing batch must fail its frames, not the worker
             for job, _ in batch:
                 _fail(job.future, exc)
@@ -239,17 +240,17 @@ class InferenceCore:
         if self._on_batch is not None:  # before any frame is answered, so a caller's next look sees this batch
             self._on_batch(BatchRecord(len(batch), len({j.frame.source_id for j, _ in batch}), timings))
         for (job, i), detections in zip(batch, results, strict=True):
-            job.results[i] = detections
+            frame = job.frame
+            job.results[i] = job.tiles[i].unscale(detections, frame.scale, frame.height, frame.width)
         # Each frame once per batch: it took part in this batch's time, however many of its tiles ran in it.
         for job in {id(job): job for job, _ in batch}.values():
             job.timings = timings if job.started is None else job.timings + timings
             job.started_at = started if job.started_at is None else job.started_at
             if len(job.results) == len(job.tiles) and not job.future.done():
-                height, width = job.frame.image.shape[:2]
                 merged = merge_tiles(
                     [(tile, job.results[k]) for k, tile in enumerate(job.tiles)],
-                    height,
-                    width,
+                    job.frame.height,
+                    job.frame.width,
                     self.tiling.settings.match_ios,
                 )
                 with contextlib.suppress(InvalidStateError):  # dropped (LIVE) or cancelled meanwhile

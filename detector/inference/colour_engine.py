@@ -27,6 +27,7 @@ from detector.inference.engine import (
     BatchTimings,
     Engine,
     EngineError,
+    InferenceThreads,
     ModelSettings,
     register_engine,
     weights_version,
@@ -94,5 +95,5 @@ class ColourBlobEngine(Engine):
 
 
 @register_engine("colour-blobs")
-def _colour_engine(settings: ModelSettings) -> Engine:
-    return ColourBlobEngine(settings)
+def _colour_engine(settings: ModelSettings, threads: InferenceThreads | None) -> Engine:
+    return ColourBlobEngine(settings)  # numpy only: no thread pool of its own

@@ -118,7 +118,16 @@ class Engine(ABC):
             self.infer([dummy] * size)
 
 
-EngineFactory = Callable[[ModelSettings], Engine]
+@dataclass(frozen=True)
+class InferenceThreads:
+    """CPU threads of the model's forward pass (the ``threads`` section's budget, detector/threads.py)."""
+
+    intra_op: int
+    inter_op: int = 1
+    spin: bool = False  # onnxruntime's idle intra-op threads spin-wait instead of sleeping
+
+
+EngineFactory = Callable[[ModelSettings, "InferenceThreads | None"], Engine]
 _REGISTRY: dict[str, EngineFactory] = {}
 
 
@@ -135,13 +144,15 @@ def engine_names() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def build_engine(backend: str, settings: ModelSettings) -> Engine:
+def build_engine(backend: str, settings: ModelSettings, threads: InferenceThreads | None = None) -> Engine:
+    """The engine registered as ``backend``; ``threads``: its forward pass's CPU threads (None: the library's
+    default)."""
     _load_builtin()
     try:
         factory = _REGISTRY[backend]
     except KeyError:
         raise EngineError(f"unknown engine backend {backend!r}; known: {', '.join(sorted(_REGISTRY))}") from None
-    return factory(settings)
+    return factory(settings, threads)
 
 
 def resolved_backend(backend: str, device: str) -> str:
@@ -158,9 +169,9 @@ def resolved_backend(backend: str, device: str) -> str:
     return "torch" if torch.cuda.is_available() else "onnx"
 
 
-def engine_for(settings: ModelSettings) -> Engine:
+def engine_for(settings: ModelSettings, threads: InferenceThreads | None = None) -> Engine:
     """The engine the ``model`` section names (``backend: auto`` resolved for its device), loaded."""
-    return build_engine(resolved_backend(settings.backend, settings.device), settings)
+    return build_engine(resolved_backend(settings.backend, settings.device), settings, threads)
 
 
 def _load_builtin() -> None:

@@ -25,6 +25,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from detector.ingest.decode import dct_scale
 from detector.types import Detections, ImageArray
 
 CUT_EDGE_PX = 2.0  # a box within this many pixels of an inner tile edge was cut by it
@@ -112,8 +113,23 @@ class Tile:
     y1: int
     full: bool = False
 
-    def crop(self, image: ImageArray) -> ImageArray:
-        return image if self.full else image[self.y0 : self.y1, self.x0 : self.x1]
+    def crop(self, image: ImageArray, scale: int = 1) -> ImageArray:
+        """This tile's pixels of ``image``, the frame decoded at ``scale`` (tiles are in full-frame pixels)."""
+        if self.full:
+            return image
+        x0, y0 = self.x0 // scale, self.y0 // scale
+        return image[y0 : -(-self.y1 // scale), x0 : -(-self.x1 // scale)]
+
+    def unscale(self, det: Detections, scale: int, height: int, width: int) -> Detections:
+        """Boxes found in :meth:`crop` of a frame decoded at ``scale`` -> this tile's full-resolution pixels, kept
+        inside the ``height`` x ``width`` frame."""
+        if scale == 1 or not len(det):
+            return det
+        x0, y0 = (self.x0 // scale) * scale, (self.y0 // scale) * scale  # the crop's corner, full pixels
+        xyxy = det.xyxy * np.float32(scale)
+        xyxy[:, [0, 2]] = np.clip(xyxy[:, [0, 2]] + x0, 0, width) - self.x0
+        xyxy[:, [1, 3]] = np.clip(xyxy[:, [1, 3]] + y0, 0, height) - self.y0
+        return Detections(xyxy=xyxy, confidence=det.confidence, class_id=det.class_id, track_id=det.track_id)
 
 
 def _starts(length: int, tile: int, overlap: int) -> list[int]:
@@ -166,6 +182,16 @@ class TilingPolicy:
 
     def tiles(self, source_id: str, height: int, width: int) -> list[Tile]:
         return plan_tiles(height, width, self.spec(source_id, height, width))
+
+    def decode_scale(self, source_id: str, width: int, height: int) -> int:
+        """The DCT scale a JPEG of this source and size can be decoded at without the model losing detail: the
+        whole frame keeps at least the model input's long side, and a tile at least the model input's size
+        (``auto`` tiles are the model input's size at full resolution, so a frame they cut is decoded whole)."""
+        scale = dct_scale(width, height, self.imgsz)
+        spec = self.spec(source_id, height, width)
+        if spec is not None and len(plan_tiles(height, width, spec)) > 1:
+            scale = min(scale, dct_scale(spec.tile_px, spec.tile_px, self.imgsz))
+        return scale
 
 
 def _cut_mask(xyxy: np.ndarray, tile: Tile, height: int, width: int) -> np.ndarray:

@@ -18,6 +18,7 @@ from detector.inference.engine import (
     BatchTimings,
     Engine,
     EngineError,
+    InferenceThreads,
     ModelSettings,
     register_engine,
     resolve_imgsz,
@@ -40,10 +41,16 @@ def resolve_device(device: str) -> torch.device:
 
 class YoloEngine(Engine):
     def __init__(
-        self, settings: ModelSettings, backend: str, runs: Path | None = None, imgsz: int | None = None
+        self,
+        settings: ModelSettings,
+        backend: str,
+        runs: Path | None = None,
+        imgsz: int | None = None,
+        threads: InferenceThreads | None = None,
     ) -> None:
         """``runs``: the file actually loaded when it is not ``settings.weights`` (an export of it); ``imgsz``: the
-        input size, resolved by the caller (default: :func:`resolve_imgsz` of ``settings``)."""
+        input size, resolved by the caller (default: :func:`resolve_imgsz` of ``settings``); ``threads``: the
+        forward pass's CPU threads (torch's are process-wide: detector/threads.py sets them)."""
         runs = runs or settings.weights
         if not runs.is_file():
             raise EngineError(f"weights file not found: {runs}")
@@ -59,6 +66,8 @@ class YoloEngine(Engine):
         except Exception as exc:  # ultralytics raises many types for a bad file
             raise EngineError(f"cannot load weights {runs}: {exc}") from exc
         self._model.eval()
+        if threads is not None and backend == "onnx":
+            _size_onnx_session(self._model, runs, threads)
         self.settings = settings
         self.imgsz = imgsz if imgsz is not None else resolve_imgsz(settings)
         # An exported model has a fixed input size; the .pt one takes what the letterbox gives it.
@@ -128,13 +137,31 @@ class YoloEngine(Engine):
         return results
 
 
+def _size_onnx_session(model: object, runs: Path, threads: InferenceThreads) -> None:
+    """Replace the onnxruntime session AutoBackend made (library defaults: a spinning thread per core) with one
+    sized by the thread budget. Same file, same provider, so inputs and outputs are the same."""
+    import onnxruntime
+
+    backend = getattr(model, "backend", None)
+    session = getattr(backend, "session", None)
+    if session is None or session.get_providers() != ["CPUExecutionProvider"]:
+        return  # another provider: its threads are not the CPU's to size
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads.intra_op
+    options.inter_op_num_threads = threads.inter_op
+    options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if threads.spin else "0")
+    options.add_session_config_entry("session.inter_op.allow_spinning", "1" if threads.spin else "0")
+    backend.session = onnxruntime.InferenceSession(str(runs), options, providers=["CPUExecutionProvider"])  # type: ignore[union-attr]
+
+
 @register_engine("torch")
-def _torch_engine(settings: ModelSettings) -> Engine:
-    return YoloEngine(settings, "torch")
+def _torch_engine(settings: ModelSettings, threads: InferenceThreads | None) -> Engine:
+    return YoloEngine(settings, "torch", threads=threads)
 
 
 @register_engine("onnx")
-def _onnx_engine(settings: ModelSettings) -> Engine:
+def _onnx_engine(settings: ModelSettings, threads: InferenceThreads | None) -> Engine:
     """An .onnx file as given, or a .pt checkpoint exported once into ``settings.export_dir``."""
     weights = settings.weights
     if not weights.is_file():
@@ -146,4 +173,4 @@ def _onnx_engine(settings: ModelSettings) -> Engine:
         weights = onnx_weights(weights, imgsz, settings.export_dir)
     elif weights.suffix != ".onnx":
         raise EngineError(f"the onnx backend needs an .onnx file or a .pt checkpoint to export, got {weights}")
-    return YoloEngine(settings, "onnx", runs=weights, imgsz=imgsz)
+    return YoloEngine(settings, "onnx", runs=weights, imgsz=imgsz, threads=threads)

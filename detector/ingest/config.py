@@ -54,7 +54,13 @@ class StreamExpectation(BaseModel):
 class IngestSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    decode_threads: int = Field(2, ge=1, le=64, description="Threads decoding JPEG/PNG frames.")
+    reduced_decode: bool = Field(
+        True,
+        description="Decode a JPEG at least twice the size the model needs reduced in the DCT domain (1/2, 1/4, "
+        "1/8; tiled sources at the scale their tiles need); boxes are mapped back to full-frame pixels and "
+        "evidence is cut from the full-resolution JPEG. False: decode every frame whole. Decode threads: the "
+        "threads section.",
+    )
     max_pixels: int = Field(
         4096 * 4096, ge=1, description="Largest image accepted (width x height); larger gets IMAGE_TOO_LARGE."
     )

@@ -5,7 +5,9 @@ Limits are checked from the image header before any pixels are decoded, so an ab
 
 from __future__ import annotations
 
+import math
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 
@@ -53,20 +55,56 @@ class ImageLimits:
             )
 
 
+DCT_SCALES = (1, 2, 4, 8)
+"""The reductions libjpeg decodes directly in the DCT domain (an 8x8 block becomes 4x4, 2x2 or 1x1)."""
+_REDUCED_FLAGS = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
+                  8: cv2.IMREAD_REDUCED_COLOR_8}  # fmt: skip
+
+ScalePolicy = Callable[[int, int], int]
+"""(width, height) of an image -> the DCT scale to decode it at (1 = full resolution)."""
+
+
+def dct_scale(width: int, height: int, needed_long_side: int) -> int:
+    """The largest of 1, 2, 4 and 8 that keeps the decoded long side at least ``needed_long_side``: a JPEG at
+    least twice the size the model needs is decoded reduced, never below it."""
+    longest = max(width, height)
+    scale = 1
+    while scale < DCT_SCALES[-1] and longest / (scale * 2) >= needed_long_side:
+        scale *= 2
+    return scale
+
+
+def reduced_size(width: int, height: int, scale: int) -> tuple[int, int]:
+    """The size libjpeg decodes a ``width`` x ``height`` JPEG to at ``scale`` (it rounds up)."""
+    return math.ceil(width / scale), math.ceil(height / scale)
+
+
 def decode_encoded(data: bytes, limits: ImageLimits) -> ImageArray:
-    """Decode JPEG or PNG bytes to HxWx3 BGR uint8."""
+    """Decode JPEG or PNG bytes to HxWx3 BGR uint8, at full resolution."""
+    return decode_scaled(data, limits)[0]
+
+
+def decode_scaled(data: bytes, limits: ImageLimits, policy: ScalePolicy | None = None) -> tuple[ImageArray, int]:
+    """Decode JPEG or PNG bytes to HxWx3 BGR uint8 and the scale they were decoded at.
+
+    A JPEG is decoded reduced in the DCT domain by the scale ``policy`` picks for its size (pixel ``(x, y)`` of
+    the result covers full-resolution pixels ``[x*scale, (x+1)*scale)``); a PNG always at full resolution.
+    """
     if not data:
         raise FrameRejected(RejectCode.INVALID_IMAGE, "frame carries no image bytes")
     size = header_size(data)
     if size is None:
         raise FrameRejected(RejectCode.UNDECODABLE, "image bytes are neither a JPEG nor a PNG")
     limits.check(*size)
-    image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
+    scale = policy(*size) if policy is not None and data[:2] == b"\xff\xd8" else 1
+    if scale not in _REDUCED_FLAGS:
+        raise ValueError(f"DCT scale must be one of {DCT_SCALES}, got {scale}")
+    image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), _REDUCED_FLAGS[scale])
     if image is None or image.size == 0:
         raise FrameRejected(RejectCode.UNDECODABLE, "image bytes could not be decoded (corrupt or truncated)")
-    if (image.shape[1], image.shape[0]) != size:
+    if (image.shape[1], image.shape[0]) != reduced_size(*size, scale):
         raise FrameRejected(RejectCode.UNDECODABLE, "decoded size differs from the image header")
-    return np.asarray(image, dtype=np.uint8)
+    return np.asarray(image, dtype=np.uint8), scale
 
 
 def decode_raw(width: int, height: int, rgb: bool, data: bytes, limits: ImageLimits) -> ImageArray:

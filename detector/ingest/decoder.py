@@ -3,29 +3,42 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
+from collections.abc import Callable
 from concurrent.futures import Executor
 
-from detector.ingest.decode import FrameRejected, ImageLimits, RejectCode, decode_encoded, decode_raw
+from detector.ingest.decode import FrameRejected, ImageLimits, RejectCode, decode_raw, decode_scaled, header_size
 from detector.ingest.frames import DecodedImage, EncodedImage, FrameInput, RawPixels
 from detector.types import Frame
 
 
 class FrameDecoder:
     """The decode stage: a :class:`FrameInput`'s image, checked against the ingest limits, decoded in a thread
-    pool (JPEG/PNG decoding releases the GIL) into a :class:`Frame`."""
+    pool (JPEG/PNG decoding releases the GIL) into a :class:`Frame`.
 
-    def __init__(self, limits: ImageLimits, executor: Executor) -> None:
+    ``scale_for(source_id, width, height)`` picks the DCT scale a JPEG is decoded at (the inference core's
+    :meth:`TilingPolicy.decode_scale`: no more pixels than the model needs); without it, every frame is decoded
+    at full resolution."""
+
+    def __init__(
+        self, limits: ImageLimits, executor: Executor, scale_for: Callable[[str, int, int], int] | None = None
+    ) -> None:
         self.limits = limits
         self._executor = executor
+        self._scale_for = scale_for
 
     async def decode(self, item: FrameInput) -> tuple[Frame, float]:
         """The frame and the milliseconds its decoding took; :class:`FrameRejected` when it cannot be used."""
         started = time.perf_counter()
         payload = item.image
         loop = asyncio.get_running_loop()
+        scale, jpeg, full_size = 1, None, None
         if isinstance(payload, EncodedImage):
-            image = await loop.run_in_executor(self._executor, decode_encoded, payload.data, self.limits)
+            policy = functools.partial(self._scale_for, item.source_id) if self._scale_for is not None else None
+            image, scale = await loop.run_in_executor(self._executor, decode_scaled, payload.data, self.limits, policy)
+            if scale > 1:
+                jpeg, full_size = payload.data, header_size(payload.data)
         elif isinstance(payload, RawPixels):
             image = await loop.run_in_executor(
                 self._executor, decode_raw, payload.width, payload.height, payload.rgb, payload.data, self.limits
@@ -38,7 +51,7 @@ class FrameDecoder:
         if isinstance(payload, DecodedImage):
             decode_ms = payload.decode_ms
         try:
-            frame = Frame(item.source_id, item.seq, item.capture_ts, image, item.telemetry)
+            frame = Frame(item.source_id, item.seq, item.capture_ts, image, item.telemetry, scale, full_size, jpeg)
         except ValueError as exc:
             raise FrameRejected(RejectCode.INVALID_FRAME, str(exc)) from None
         return frame, decode_ms

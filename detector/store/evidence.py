@@ -2,7 +2,7 @@
 
 Example::
 
-    images = EvidenceRenderer().render(frame.image, event.box_xyxy, f"{event.case_code} {event.category}")
+    images = EvidenceRenderer().render(frame.full_image(), event.box_xyxy, f"{event.case_code} {event.category}")
     event = dataclasses.replace(event, evidence=store_evidence(store, images))
 """
 

@@ -115,7 +115,7 @@ class SourceHealth:
         if latest.jpeg is not None:
             return latest.jpeg
         frame = latest.frame
-        image = annotate(frame.image, latest.detections, self._class_names, self._zones(frame))
+        image = annotate(frame.full_image(), latest.detections, self._class_names, self._zones(frame))
         ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 85])
         if not ok:
             raise RuntimeError("JPEG encoding failed")

@@ -1,0 +1,136 @@
+"""The service's thread budget: how its cores are shared between decoding, the model and the event loop.
+
+Three kinds of work run at once in ``detector serve``:
+
+- the **event loop** (one thread): gRPC calls, tracking, incident rules and store writes;
+- **decode** threads: JPEG/PNG to pixels (libjpeg releases the GIL), one frame each;
+- the **inference worker**: one thread that runs each batch, with the model's own intra-op threads
+  (onnxruntime's or torch's) for the forward pass.
+
+Left alone, each library sizes itself to the whole machine: onnxruntime and torch each start a thread per core,
+OpenCV another pool for resizing, and onnxruntime's idle threads spin-wait for work. On a small CPU they then
+take turns on the same cores and the forward pass that needs ~5 ms per frame takes several times that
+(issue 18's measurements; benchmarks/results/). The budget gives the forward pass every core on the CPU (it is
+the service's largest cost, and its threads sleep instead of spinning when they wait, so decode and the loop get
+a core whenever the model does not use it), sizes decoding from the cores (a quarter of them, at least one), and
+keeps OpenCV to one thread per caller. On CUDA the model needs few CPU threads and decoding gets the rest.
+Every number can be set in the ``threads`` section; ``detector serve`` logs the budget it runs with.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ThreadSettings(BaseModel):
+    """Section ``threads``: every value None is derived from the cores (see detector/threads.py)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cores: int | None = Field(
+        None, ge=1, le=1024, description="Cores to plan for; None: the cores this process may run on (its affinity)."
+    )
+    decode: int | None = Field(
+        None, ge=1, le=256, description="Threads decoding JPEG/PNG frames; None: a quarter of the cores, at least 1 "
+        "(on CUDA: the cores less two)."
+    )  # fmt: skip
+    inference: int | None = Field(
+        None,
+        ge=1,
+        le=1024,
+        description="Intra-op threads of the model's forward pass (onnxruntime, torch); None: every core on the CPU, "
+        "2 on CUDA.",
+    )
+    inference_inter_op: int = Field(
+        1, ge=1, le=64, description="Inter-op threads of the model (one batch's operators run in sequence)."
+    )
+    spin: bool = Field(
+        False,
+        description="Let onnxruntime's idle intra-op threads spin-wait for work: a little faster on an otherwise "
+        "idle machine, but they burn the cores that decoding and gRPC need.",
+    )
+    opencv: int = Field(1, ge=0, le=1024, description="OpenCV's own threads (resizing); 0: OpenCV's default.")
+
+
+@dataclass(frozen=True)
+class ThreadBudget:
+    """Resolved thread counts; ``why`` says where each came from."""
+
+    cores: int
+    decode: int
+    inference: int
+    inference_inter_op: int
+    spin: bool
+    opencv: int
+    why: str
+
+    def as_log(self) -> dict[str, object]:
+        return {
+            "cores": self.cores,
+            "decode_threads": self.decode,
+            "inference_threads": self.inference,
+            "inference_inter_op": self.inference_inter_op,
+            "onnxruntime_spin": self.spin,
+            "opencv_threads": self.opencv,
+            "event_loop_threads": 1,
+            "why": self.why,
+        }
+
+
+def available_cores() -> int:
+    """Cores this process may run on: its CPU affinity where the OS has one, else the machine's count."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def plan_threads(settings: ThreadSettings, device: str) -> ThreadBudget:
+    """The budget for a model running on ``device`` ("cpu", "cuda:N" or "auto")."""
+    cores = settings.cores or available_cores()
+    cuda = device.startswith("cuda") or (device == "auto" and _cuda_available())
+    if cuda:
+        inference, decode = 2, max(1, cores - 2)
+        why = "cuda: the GPU runs the model, so its CPU threads only launch work; decoding gets the other cores"
+    else:
+        inference, decode = cores, max(1, cores // 4)
+        why = (
+            "cpu: the forward pass is the largest cost and gets every core (its threads sleep while idle); "
+            "decoding a quarter of them; the event loop shares what is left"
+        )
+    given = [name for name in ("cores", "decode", "inference") if getattr(settings, name) is not None]
+    if given:
+        why += f"; set in threads: {', '.join(given)}"
+    return ThreadBudget(
+        cores=cores,
+        decode=settings.decode or decode,
+        inference=settings.inference or inference,
+        inference_inter_op=settings.inference_inter_op,
+        spin=settings.spin,
+        opencv=settings.opencv,
+        why=why,
+    )
+
+
+def apply_process_threads(budget: ThreadBudget) -> None:
+    """Size the process-wide pools: torch's intra- and inter-op threads and OpenCV's. onnxruntime's are per
+    session (the engine's :class:`InferenceThreads`)."""
+    import cv2
+    import torch
+
+    torch.set_num_threads(budget.inference)
+    # Settable once per process, before any inter-op work: a second service in one process keeps the first's.
+    with contextlib.suppress(RuntimeError):
+        torch.set_num_interop_threads(budget.inference_inter_op)
+    if budget.opencv:
+        cv2.setNumThreads(budget.opencv)
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available())
