@@ -397,6 +397,9 @@ def _serve(args: argparse.Namespace) -> int:
     if args.print_config:
         print(config.model_dump_json(indent=2))
         return 0
+    from detector.threads import prepare_process_env
+
+    prepare_process_env(config.threads)  # before torch loads
     from detector.inference.engine import EngineError
     from detector.logs import setup_logging
     from detector.ports import PortInUse, check_ports, service_ports

@@ -8,12 +8,13 @@ Three kinds of work run at once in ``detector serve``:
   (onnxruntime's or torch's) for the forward pass.
 
 Left alone, each library sizes itself to the whole machine: onnxruntime and torch each start a thread per core,
-OpenCV another pool for resizing, and onnxruntime's idle threads spin-wait for work. On a small CPU they then
+OpenCV another pool for resizing, and onnxruntime's and OpenMP's (torch's) idle threads spin-wait for work. On a small CPU they then
 take turns on the same cores and the forward pass that needs ~5 ms per frame takes several times that
 (issue 18's measurements; benchmarks/results/). The budget gives the forward pass every core on the CPU (it is
 the service's largest cost, and its threads sleep instead of spinning when they wait, so decode and the loop get
 a core whenever the model does not use it), sizes decoding from the cores (a quarter of them, at least one), and
-keeps OpenCV to one thread per caller. On CUDA the model needs few CPU threads and decoding gets the rest.
+keeps OpenCV to one thread per caller; ``detector serve`` makes torch's OpenMP pool passive before torch loads
+(:func:`prepare_process_env`). On CUDA the model needs few CPU threads and decoding gets the rest.
 Every number can be set in the ``threads`` section; ``detector serve`` logs the budget it runs with.
 """
 
@@ -50,8 +51,9 @@ class ThreadSettings(BaseModel):
     )
     spin: bool = Field(
         False,
-        description="Let onnxruntime's idle intra-op threads spin-wait for work: a little faster on an otherwise "
-        "idle machine, but they burn the cores that decoding and gRPC need.",
+        description="Let the model's idle intra-op threads (onnxruntime's; torch's OpenMP pool when `detector "
+        "serve` starts it) spin-wait for work: a little faster on an otherwise idle machine, but they burn the "
+        "cores that decoding and gRPC need.",
     )
     opencv: int = Field(1, ge=0, le=1024, description="OpenCV's own threads (resizing); 0: OpenCV's default.")
 
@@ -114,6 +116,18 @@ def plan_threads(settings: ThreadSettings, device: str) -> ThreadBudget:
         opencv=settings.opencv,
         why=why,
     )
+
+
+def prepare_process_env(settings: ThreadSettings) -> bool:
+    """Before torch is imported: make OpenMP's idle threads (torch's intra-op pool) sleep instead of spinning,
+    unless ``spin`` is set or the environment already chose (``OMP_WAIT_POLICY``). True when it took effect;
+    False when torch was imported already (the policy is read once, when its OpenMP runtime starts)."""
+    import sys
+
+    if settings.spin or "OMP_WAIT_POLICY" in os.environ:
+        return False
+    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    return "torch" not in sys.modules
 
 
 def apply_process_threads(budget: ThreadBudget) -> None:

@@ -26,7 +26,9 @@ from detector.inference.tiling import (
     merge_tiles,
     plan_tiles,
 )
+from detector.ingest.decode import ImageLimits, dct_scale, decode_encoded, decode_scaled
 from detector.types import DeliveryMode, Detections, Frame, ImageArray
+from tests.conftest import jpeg
 from tests.inference.test_batcher import RecordingEngine
 
 RED = (0, 0, 255)
@@ -248,3 +250,113 @@ def test_a_tiled_frame_reports_the_time_of_each_batch_it_ran_in_once():
         assert asyncio.run(go()) == 2.0
     finally:
         core.stop()
+
+
+# Reduced decoding: a JPEG decoded at 1/scale is cut into the same tiles (in full-frame pixels) and its boxes come
+# back in full-frame pixels.
+
+_LIMITS = ImageLimits(max_pixels=4096 * 4096, max_side_px=8192)
+_OBJECT = (700, 500, 780, 580)  # x1 y1 x2 y2 of a red square, full-frame pixels (x2, y2 exclusive)
+
+
+def _red_square_jpeg(width: int = 1920, height: int = 1080) -> bytes:
+    image = np.full((height, width, 3), 90, dtype=np.uint8)
+    x1, y1, x2, y2 = _OBJECT
+    image[y1:y2, x1:x2] = RED  # its edges fall on even pixels: exact at 1/2 (measured: found to the pixel)
+    return jpeg(image, quality=95)
+
+
+def _red_box(crop: ImageArray) -> Detections:
+    """The red square's box in ``crop``'s own pixels, found exactly (no model), or nothing."""
+    mask = (crop[:, :, 2] > 160) & (crop[:, :, 1] < 90) & (crop[:, :, 0] < 90)
+    ys, xs = np.nonzero(mask)
+    if not len(xs):
+        return Detections()
+    box = [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]
+    return Detections(xyxy=[box], confidence=[0.5], class_id=[0], track_id=[7])
+
+
+def test_a_tiled_frame_decoded_at_half_puts_boxes_back_in_full_frame_tile_pixels():
+    policy = TilingPolicy(TilingSettings(default=TilingSpec(tile_px=960, overlap_px=192)), imgsz=416)
+    data = _red_square_jpeg()
+    image, scale = decode_scaled(data, _LIMITS, lambda w, h: policy.decode_scale("drone-1", w, h))
+    assert (scale, image.shape) == (2, (540, 960, 3))
+    tiles = policy.tiles("drone-1", 1080, 1920)
+    assert len(tiles) == 7  # 3 x 2 tiles and the whole frame
+    parts = []
+    for tile in tiles:
+        crop = tile.crop(image, scale)
+        if not tile.full:
+            assert crop.shape[:2] == ((tile.y1 - tile.y0) // 2, (tile.x1 - tile.x0) // 2)
+        found = tile.unscale(_red_box(crop), scale, 1080, 1920)
+        parts.append((tile, found))
+        inside = tile.x0 <= _OBJECT[0] and tile.y0 <= _OBJECT[1] and _OBJECT[2] <= tile.x1 and _OBJECT[3] <= tile.y1
+        if inside:  # seen whole: the box is the object's, in this tile's full-resolution pixels
+            want = [_OBJECT[0] - tile.x0, _OBJECT[1] - tile.y0, _OBJECT[2] - tile.x0, _OBJECT[3] - tile.y0]
+            np.testing.assert_allclose(found.xyxy[0], want, atol=0.5)
+            assert (found.confidence.tolist(), found.class_id.tolist(), found.track_id.tolist()) == ([0.5], [0], [7])
+    merged = merge_tiles(parts, 1080, 1920)
+    assert len(merged) == 1
+    np.testing.assert_allclose(merged.xyxy[0], _OBJECT, atol=0.5)
+
+
+def test_a_tile_starting_on_an_odd_pixel_is_cut_from_the_reduced_pixel_that_covers_it():
+    image, scale = decode_scaled(_red_square_jpeg(), _LIMITS, lambda _w, _h: 2)
+    tile = Tile(481, 121, 1441, 1081)  # reduced pixel 240 covers full pixels 480 and 481
+    crop = tile.crop(image, scale)
+    assert crop.shape[:2] == (540 - 60, 721 - 240)
+    found = tile.unscale(_red_box(crop), scale, 1080, 1920)
+    want = [_OBJECT[0] - 481, _OBJECT[1] - 121, _OBJECT[2] - 481, _OBJECT[3] - 121]
+    np.testing.assert_allclose(found.xyxy[0], want, atol=0.5)  # one pixel off if the crop's corner were 481
+
+
+def test_unscale_keeps_boxes_inside_the_frame_and_leaves_full_resolution_boxes_alone():
+    # A 1921x1081 frame decoded at 1/2 is 961x541: its last reduced pixel covers full pixel 1920 and one beyond.
+    det = Detections(xyxy=[[400, 400, 481, 481]], confidence=[0.5], class_id=[3])
+    last = Tile(961, 121, 1921, 1081)
+    np.testing.assert_array_equal(last.unscale(det, 2, 1081, 1921).xyxy, [[799, 799, 960, 960]])
+    whole = Tile(0, 0, 1921, 1081, full=True)
+    everything = Detections(xyxy=[[-1, 0, 961, 541]], confidence=[0.5], class_id=[3])
+    np.testing.assert_array_equal(whole.unscale(everything, 2, 1081, 1921).xyxy, [[0, 0, 1921, 1081]])
+    assert last.unscale(det, 1, 1081, 1921) is det
+
+
+@pytest.mark.parametrize(
+    ("tiling", "imgsz", "size", "scale"),
+    [
+        ("off", 416, (1920, 1080), 4),
+        ("off", 640, (1920, 1080), 2),
+        ("off", 320, (3840, 2160), 8),
+        ("off", 416, (800, 600), 1),
+        ("auto", 416, (1920, 1080), 1),  # tiled with 416 px tiles seen at full resolution
+        ("auto", 416, (832, 468), 2),  # not more than twice the model input: untiled, decoded at half
+        ("auto", 416, (834, 470), 1),  # just larger: tiled, so whole
+        ("960:192", 416, (1920, 1080), 2),  # a 960 px tile at half is 480 >= 416
+        ("960:192", 640, (1920, 1080), 1),  # at half it would be 480 < 640
+        ("2048:256", 416, (1920, 1080), 4),  # one tile covers the frame: untiled
+        ("1280:128", 320, (3840, 2160), 4),
+    ],
+)
+def test_decode_scale_keeps_what_the_model_needs_of_the_frame_and_of_each_tile(
+    tiling: str, imgsz: int, size: tuple[int, int], scale: int
+):
+    choice = tiling if tiling in ("off", "auto") else TilingSpec.parse(tiling)
+    policy = TilingPolicy(TilingSettings(sources={"drone-1": choice}), imgsz)
+    assert policy.decode_scale("drone-1", *size) == scale
+    assert policy.decode_scale("cam-1", *size) == dct_scale(*size, imgsz), "other sources are untiled"
+
+
+def test_the_core_finds_the_same_boxes_in_a_reduced_frame_as_in_the_full_one(blobs):
+    data = _red_square_jpeg()
+    tiling = TilingSettings(sources={"drone-1": TilingSpec(tile_px=960, overlap_px=192)})
+    policy = TilingPolicy(tiling, 416)
+    full = decode_encoded(data, _LIMITS)
+    frames = [Frame("cam-1", 0, 1.0, full), Frame("drone-1", 0, 1.0, full)]
+    for source in ("cam-1", "drone-1"):
+        image, scale = decode_scaled(data, _LIMITS, lambda w, h, s=source: policy.decode_scale(s, w, h))
+        assert scale == {"cam-1": 4, "drone-1": 2}[source]
+        frames.append(Frame(source, 1, 2.0, image, scale=scale, full_size=(1920, 1080), jpeg=data))
+    found = _detect(_core(blobs, tiling, imgsz=416), frames)
+    for frame, dets in zip(frames, found, strict=True):
+        assert len(dets) == 1, f"{frame.source_id} at 1/{frame.scale}: {dets.xyxy}"
+        np.testing.assert_allclose(dets.xyxy[0], _OBJECT, atol=frame.scale, err_msg=f"1/{frame.scale}")
