@@ -135,7 +135,17 @@ class ServiceConfig(_Section):
         verify_auth(self.auth)
         verify_evidence_links(self.server)
         verify_cluster(self.cluster, self.store)
+        verify_engine_batch(self.model, self.batching)
         return self
+
+
+def verify_engine_batch(model: ModelSettings, batching: BatchingSettings) -> None:
+    if model.backend == "tensorrt" and batching.max_batch > model.max_batch:
+        raise ValueError(
+            f"batching.max_batch ({batching.max_batch}) exceeds model.max_batch ({model.max_batch}), the largest "
+            "batch the TensorRT engine is built for; raise model.max_batch (the engine is rebuilt once for it) or "
+            "lower batching.max_batch"
+        )
 
 
 def verify_cluster(c: ClusterSettings, store: StoreSettings) -> None:

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import TYPE_CHECKING
 
 import grpc
 
@@ -50,6 +51,9 @@ from detector.store.base import IncidentStore, open_store
 from detector.store.errors import StoreError
 from detector.threads import apply_process_threads, plan_threads
 from detector.tracking import TrackerPool
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -231,7 +235,10 @@ def build_pipeline(
     return FramePipeline(
         admission=Admission(config.ingest),
         decoder=FrameDecoder(
-            config.ingest.limits, decoder, core.tiling.decode_scale if config.ingest.reduced_decode else None
+            config.ingest.limits,
+            decoder,
+            core.tiling.decode_scale if config.ingest.reduced_decode else None,
+            gpu=_decode_device(config, engine),
         ),
         core=core,
         tracker=TrackerPool(config.tracking),
@@ -245,6 +252,15 @@ def build_pipeline(
         ownership=ownership,
         shared=SharedIncidents(store, rules),
     )
+
+
+def _decode_device(config: ServiceConfig, engine: Engine) -> torch.device | None:
+    """The CUDA device JPEGs are decoded on (``ingest.decode_device: auto`` and a model on CUDA), else None."""
+    if config.ingest.decode_device != "auto" or not engine.device.startswith("cuda"):
+        return None
+    import torch
+
+    return torch.device(engine.device)
 
 
 async def start_service(config: ServiceConfig, engine: Engine | None = None) -> Service:

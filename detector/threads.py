@@ -8,10 +8,10 @@ Three kinds of work run at once in ``detector serve``:
   (onnxruntime's or torch's) for the forward pass.
 
 Left alone, each library sizes itself to the whole machine: onnxruntime and torch each start a thread per core,
-OpenCV another pool for resizing, and onnxruntime's and OpenMP's (torch's) idle threads spin-wait for work. On a small CPU they then
-take turns on the same cores and the forward pass that needs ~5 ms per frame takes several times that
-(issue 18's measurements; benchmarks/results/). The budget gives the forward pass every core on the CPU (it is
-the service's largest cost, and its threads sleep instead of spinning when they wait, so decode and the loop get
+OpenCV another pool for resizing, and onnxruntime's and OpenMP's (torch's) idle threads spin-wait for work. On a
+small CPU they then take turns on the same cores and the forward pass that needs ~5 ms per frame takes several
+times that (issue 18's measurements; benchmarks/results/). The budget gives the forward pass every core on the CPU
+(it is the service's largest cost, and its threads sleep instead of spinning when they wait, so decode and the loop get
 a core whenever the model does not use it), sizes decoding from the cores (a quarter of them, at least one), and
 keeps OpenCV to one thread per caller; ``detector serve`` makes torch's OpenMP pool passive before torch loads
 (:func:`prepare_process_env`). On CUDA the model needs few CPU threads and decoding gets the rest.

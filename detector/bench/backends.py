@@ -61,7 +61,7 @@ def check_agreement(
     for image in images:
         ref = reference.infer([image])[0][0]
         got = candidate.infer([image])[0][0]
-        pairs = _match(ref, got)
+        pairs = match_boxes(ref, got)
         paired_ref = {i for i, _ in pairs}
         paired_got = {j for _, j in pairs}
         reference_boxes += int(np.sum(ref.confidence >= required))
@@ -76,7 +76,7 @@ def check_agreement(
     )
 
 
-def _match(a: Detections, b: Detections, min_iou: float = 0.5) -> list[tuple[int, int]]:
+def match_boxes(a: Detections, b: Detections, min_iou: float = 0.5) -> list[tuple[int, int]]:
     """Greedy one-to-one pairs of the same class, best IoU first."""
     candidates = []
     for i in range(len(a)):

@@ -1,7 +1,8 @@
 """Write a throughput report as JSON and a markdown table, and print a short summary.
 
 Ratios are taken within one run only: service/baseline at the same resolution and stream count, service/bound
-against the same backend's best forward-pass rate at that resolution.
+against the same backend's best forward-pass rate at that resolution, service/pipeline bound against the same
+backend's decode + letterbox + forward + NMS rate with the decode that service run used.
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ class Ratio:
     bound_batch: int | None
     service_cpu_ms: float | None = None  # CPU ms per frame of the serve process
     baseline_cpu_ms: float | None = None
+    pipeline_fps: float | None = None  # the pipeline bound with the service run's decode
+    pipeline_batch: int | None = None
+    pipeline_decode_scale: int | None = None  # the DCT scale that pipeline decoded at (1: whole)
 
     @property
     def over_baseline(self) -> float | None:
@@ -38,12 +42,17 @@ class Ratio:
     def over_bound(self) -> float | None:
         return self.service_fps / self.bound_fps if self.bound_fps else None
 
+    @property
+    def over_pipeline(self) -> float | None:
+        return self.service_fps / self.pipeline_fps if self.pipeline_fps else None
+
 
 def ratios(report: ThroughputReport) -> list[Ratio]:
     rows = []
     for run in (r for r in report.runs if r.kind == "service"):
         baseline = report.run("baseline", BASELINE, run.resolution, run.streams)
         bound = report.bound(run.backend, run.resolution)
+        pipeline, scale = bound.pipeline(run.reduced_decode) if bound and run.reduced_decode is not None else (None, 1)
         rows.append(
             Ratio(
                 run.label.removeprefix("service "),
@@ -56,6 +65,9 @@ def ratios(report: ThroughputReport) -> list[Ratio]:
                 bound.best.batch if bound and bound.forward else None,
                 run.cpu_ms_per_frame,
                 baseline.cpu_ms_per_frame if baseline else None,
+                pipeline.frames_per_s if pipeline else None,
+                pipeline.batch if pipeline else None,
+                scale if pipeline else None,
             )
         )
     return rows
@@ -94,6 +106,7 @@ def as_json(report: ThroughputReport) -> dict[str, Any]:
         "service_config": report.service_config,
         "frames": report.frame_sets,
         "backend_checks": [{"resolution": res, **dataclasses.asdict(a), "ok": a.ok} for res, a in report.agreements],
+        "decode_shift": [{**dataclasses.asdict(d), "matched_share": d.matched_share} for d in report.decode_shifts],
         "bound": [
             {**dataclasses.asdict(b), "best_batch": b.best.batch, "best_frames_per_s": b.best.frames_per_s}
             for b in report.bounds
@@ -103,7 +116,12 @@ def as_json(report: ThroughputReport) -> dict[str, Any]:
             {**dataclasses.asdict(r), "label": r.label, "cpu_ms_per_frame": r.cpu_ms_per_frame} for r in report.runs
         ],
         "ratios": [
-            {**dataclasses.asdict(r), "service_over_baseline": r.over_baseline, "service_over_bound": r.over_bound}
+            {
+                **dataclasses.asdict(r),
+                "service_over_baseline": r.over_baseline,
+                "service_over_bound": r.over_bound,
+                "service_over_pipeline": r.over_pipeline,
+            }
             for r in ratios(report)
         ],
         "issue2": issue2_line(report),
@@ -141,15 +159,24 @@ def markdown(report: ThroughputReport) -> str:
         "## Ratios",
         "",
         "| resolution | streams | backend | service frames/s | baseline frames/s | bound frames/s (batch) "
-        "| service/baseline | service/bound | CPU ms/frame service | CPU ms/frame baseline |",
-        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| pipeline bound frames/s | service/baseline | service/bound | service/pipeline bound "
+        "| CPU ms/frame service | CPU ms/frame baseline |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in ratios(report):
         bound = f"{r.bound_fps:.1f} ({r.bound_batch})" if r.bound_fps else "-"
+        pipeline = f"{r.pipeline_fps:.1f} ({_decode(r.pipeline_decode_scale)})" if r.pipeline_fps else "-"
         lines.append(
             f"| {r.resolution} | {r.streams} | {r.service} | {r.service_fps:.1f} | {_f(r.baseline_fps)} | {bound} "
-            f"| {_x(r.over_baseline)} | {_x(r.over_bound)} | {_f(r.service_cpu_ms)} | {_f(r.baseline_cpu_ms)} |"
+            f"| {pipeline} | {_x(r.over_baseline)} | {_x(r.over_bound)} | {_x(r.over_pipeline)} "
+            f"| {_f(r.service_cpu_ms)} | {_f(r.baseline_cpu_ms)} |"
         )
+    lines += [
+        "",
+        "The pipeline bound decodes the frames as that service run did (reduced in the DCT domain, or whole) and "
+        "runs letterbox, forward and NMS on them, decoding the next batch in the decode threads while the model "
+        "runs (as the service does): the service's own work with nothing else around it.",
+    ]
     lines += ["", "## Frame latency (client-measured, ms)", ""]
     lines += [
         "| contender | resolution | streams | frames/s | p50 | p95 | p99 | frames | errors | mean batch "
@@ -178,7 +205,13 @@ def markdown(report: ThroughputReport) -> str:
                 f"| {b.backend} engine (letterbox+forward+NMS) | {b.resolution} | | {e.batch} | {e.ms_per_batch:.1f} "
                 f"| {e.frames_per_s:.1f} |"
             )
-    lines += _variant_lines(report) + _breakdown_lines(report) + _agreement_lines(report)
+        for pipe, scale in ((b.pipeline_reduced, b.decode_scale), (b.pipeline_full, 1)):
+            if pipe is not None:
+                lines.append(
+                    f"| {b.backend} pipeline (decode+letterbox+forward+NMS), decode {_decode(scale)} | {b.resolution} "
+                    f"| | {pipe.batch} | {pipe.ms_per_batch:.1f} | {pipe.frames_per_s:.1f} |"
+                )
+    lines += _variant_lines(report) + _breakdown_lines(report) + _agreement_lines(report) + _shift_lines(report)
     if "onnx" in report.weights:
         lines += [
             "",
@@ -246,6 +279,29 @@ def _agreement_lines(report: ThroughputReport) -> list[str]:
     return lines
 
 
+def _shift_lines(report: ThroughputReport) -> list[str]:
+    if not report.decode_shifts:
+        return []
+    lines = [
+        "",
+        "## Reduced decode against full decode",
+        "",
+        "Boxes of the same engine on each frame decoded reduced in the DCT domain (as the service does with "
+        "`ingest.reduced_decode`) against decoded whole, in full-frame pixels; shift: per matched box the largest "
+        "move of its 4 coordinates.",
+        "",
+        "| backend | resolution | decode | frames | full-decode boxes | matched | missing | extra "
+        "| median shift px | max shift px | median IoU |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for d in report.decode_shifts:
+        lines.append(
+            f"| {d.backend} | {d.resolution} | {_decode(d.scale)} | {d.frames} | {d.full_boxes} | {d.matched} "
+            f"| {d.missing} | {d.extra} | {d.median_shift_px:.1f} | {d.max_shift_px:.1f} | {d.median_iou:.3f} |"
+        )
+    return lines
+
+
 def summary(report: ThroughputReport, written: list[Path]) -> str:
     lines = ["", "detector bench throughput:"]
     lines.append(
@@ -259,6 +315,12 @@ def summary(report: ThroughputReport, written: list[Path]) -> str:
             f"{_f(r.service_cpu_ms) + ' | ' + _f(r.baseline_cpu_ms):>22}"
         )
     lines.append("  (frames/s unless marked)")
+    for r in (r for r in ratios(report) if r.streams == 4):
+        lines.append(
+            f"  4 streams {r.resolution} {r.service}: service/baseline {_x(r.over_baseline)}, service/pipeline bound "
+            f"{_x(r.over_pipeline)} (pipeline bound {_f(r.pipeline_fps)} frames/s, decode "
+            f"{_decode(r.pipeline_decode_scale)})"
+        )
     for before, after in variant_pairs(report):
         lines.append(
             f"  variant {after.variant} ({after.backend} {after.resolution} x{after.streams}): "
@@ -271,6 +333,12 @@ def summary(report: ThroughputReport, written: list[Path]) -> str:
     for res, a in report.agreements:
         verdict = "agrees with torch" if a.ok else "DISAGREES with torch"
         lines.append(f"  {a.backend} {res}: {verdict} (max box diff {a.max_box_px:.2f} px, {a.matched} boxes)")
+    for d in report.decode_shifts:
+        lines.append(
+            f"  reduced decode {_decode(d.scale)} {d.resolution}: {d.matched}/{d.full_boxes} boxes of the full decode "
+            f"found, {d.extra} extra, shift median {d.median_shift_px:.1f} px max {d.max_shift_px:.1f} px, "
+            f"median IoU {d.median_iou:.3f}"
+        )
     lines += [f"  skipped: {item}" for item in report.skipped]
     lines += [f"  wrote {path}" for path in written]
     return "\n".join(lines)
@@ -319,6 +387,10 @@ def _contention_lines(report: ThroughputReport) -> list[str]:
 def _dims(frame_set: dict[str, Any]) -> str:
     dims = f"{frame_set['width']}x{frame_set['height']}"
     return "" if frame_set["resolution"] == dims else f" {dims}"
+
+
+def _decode(scale: int | None) -> str:
+    return "-" if scale is None else "whole" if scale == 1 else f"1/{scale}"
 
 
 def _f(value: float | None, digits: int = 1) -> str:

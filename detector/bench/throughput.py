@@ -8,6 +8,7 @@ baseline for every (resolution, streams). Everything uses the same weights, fram
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import shutil
 import sys
@@ -19,13 +20,15 @@ from detector.bench.backends import Agreement, check_agreement
 from detector.bench.baseline import PredictSettings, run_baseline
 from detector.bench.bound import BoundResult, engine_bound
 from detector.bench.breakdown import Bottleneck, Breakdown, breakdown, find_bottleneck
+from detector.bench.decode_shift import DecodeShift, check_decode_shift
 from detector.bench.frames import FrameSet, build_frames
 from detector.bench.machine import MachineInfo
 from detector.bench.service_load import LoadResult, LoadSettings, ServiceProcess, StageTotals, drive_streams
 from detector.bench.stats import Latency, batch_histogram, frames_per_s, in_window, steady_window
-from detector.config import ConfigError, load_config
-from detector.inference.engine import ModelSettings, build_engine
+from detector.config import ConfigError, ServiceConfig, load_config
+from detector.inference.engine import EngineError, ModelSettings, build_engine
 from detector.inference.onnx_export import onnx_weights
+from detector.inference.tensorrt_export import tensorrt_device, tensorrt_version, tensorrt_weights
 from detector.threads import plan_threads
 
 BASELINE = "ultralytics-predict"
@@ -82,6 +85,8 @@ class RunResult:
     variant: str = ""  # "" for the service as configured; else the name of a --variant
     cpu_cores_used: float | None = None  # CPU seconds per second: the serve process, or the baseline's
     client_cores_used: float | None = None  # the load generator's, beside the service (same machine)
+    # The service's ingest.reduced_decode; None for the baseline and for a tiled service (no pipeline bound fits).
+    reduced_decode: bool | None = None
 
     @property
     def cpu_ms_per_frame(self) -> float | None:
@@ -103,6 +108,7 @@ class ThroughputReport:
     settings: ThroughputSettings
     frame_sets: list[dict[str, Any]] = field(default_factory=list)
     agreements: list[tuple[str, Agreement]] = field(default_factory=list)  # (resolution, agreement)
+    decode_shifts: list[DecodeShift] = field(default_factory=list)  # reduced vs full decode, per resolution
     bounds: list[BoundResult] = field(default_factory=list)
     runs: list[RunResult] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
@@ -121,14 +127,18 @@ def run_throughput(settings: ThroughputSettings, machine: MachineInfo, work_dir:
     report = ThroughputReport(machine, settings)
     # Fails early, naming the key, on a bad --set; and records what the service will run with.
     config = load_config(settings.service_config, overrides=list(settings.service_overrides))
+    decodes = {"": _decode_mode(config)}  # variant -> its reduced_decode (None: tiled)
     for name, sets in settings.variants:
         try:
-            load_config(settings.service_config, overrides=[*settings.service_overrides, *sets])
+            decodes[name] = _decode_mode(
+                load_config(settings.service_config, overrides=[*settings.service_overrides, *sets])
+            )
         except ConfigError as exc:
             raise ConfigError(f"--variant {name}: {exc}") from None
+    budget = plan_threads(config.threads, settings.device)
     report.service_config = {
         "batching": config.batching.model_dump(),
-        "threads": plan_threads(config.threads, settings.device).as_log(),
+        "threads": budget.as_log(),
         "reduced_decode": config.ingest.reduced_decode,
         "max_inflight_per_stream": config.server.max_inflight_per_stream,
     }
@@ -149,9 +159,13 @@ def run_throughput(settings: ThroughputSettings, machine: MachineInfo, work_dir:
         )
     weights = {backend: w for backend in settings.backends if (w := _backend_weights(backend, settings, report))}
     report.weights = {backend: str(path) for backend, path in weights.items()}
+    # Pipeline bounds with the decodes the service runs: as configured, and as any --variant sets it.
+    decode_modes = sorted({mode for mode in decodes.values() if mode is not None}, reverse=True) or [True]
     for backend, path in weights.items():
         if backend != "torch":
             _check_backend(backend, path, settings, frame_sets, report)
+        if not report.decode_shifts:
+            _check_decode_shift(backend, path, settings, frame_sets, config, report)
         for fs in frame_sets:
             report.bounds.append(
                 engine_bound(
@@ -161,10 +175,15 @@ def run_throughput(settings: ThroughputSettings, machine: MachineInfo, work_dir:
                     settings.batch_sizes,
                     settings.bound_time_s,
                     settings.progress,
+                    threads=budget,
+                    decode_modes=decode_modes,
+                    reduced_decode=config.ingest.reduced_decode,
+                    limits=config.ingest.limits,
                 )
             )
         for variant, sets in (("", ()), *settings.variants):
-            report.runs += _service_runs(backend, path, settings, frame_sets, work_dir, variant, sets)
+            runs = _service_runs(backend, path, settings, frame_sets, work_dir, variant, sets)
+            report.runs += [dataclasses.replace(r, reduced_decode=decodes[variant]) for r in runs]
     if settings.baseline:
         predict = PredictSettings(settings.weights, settings.device, settings.imgsz, settings.conf, settings.iou)
         for fs in frame_sets:
@@ -188,8 +207,26 @@ def _backend_weights(backend: str, s: ThroughputSettings, report: ThroughputRepo
             report.skipped.append(f"onnx on {s.device}: this environment's onnxruntime has only the CPU provider")
             return None
         return onnx_weights(s.weights, s.imgsz, s.cache_dir)
-    report.skipped.append(f"backend {backend!r}: the bench knows torch and onnx")
+    if backend == "tensorrt":
+        return _tensorrt_engine_file(s, report)
+    report.skipped.append(f"backend {backend!r}: the bench knows torch, onnx and tensorrt")
     return None
+
+
+def _tensorrt_engine_file(s: ThroughputSettings, report: ThroughputReport) -> Path | None:
+    """The .pt built into a TensorRT engine for the largest batch any contender runs: the bound's --batch sizes,
+    and the service's batching.max_batch and model.max_batch (--set, which must cover batching.max_batch)."""
+    if not s.device.startswith("cuda"):
+        report.skipped.append(f"tensorrt on {s.device}: TensorRT runs on CUDA GPUs only")
+        return None
+    config = load_config(s.service_config, overrides=list(s.service_overrides))
+    max_batch = max(*s.batch_sizes, config.batching.max_batch, config.model.max_batch)
+    try:
+        print(f"bench: TensorRT {tensorrt_version()} engine for batches up to {max_batch}", file=sys.stderr)
+        return tensorrt_weights(s.weights, s.imgsz, max_batch, s.cache_dir, tensorrt_device(s.device))
+    except EngineError as exc:  # no tensorrt package, or the build failed: the other backends still run
+        report.skipped.append(f"tensorrt: {exc}")
+        return None
 
 
 def _check_backend(
@@ -208,6 +245,32 @@ def _check_backend(
         report.agreements.append((fs.resolution, agreement))
         if not agreement.ok:
             print(f"bench: {backend} disagrees with torch at {fs.resolution}: {agreement}", file=sys.stderr)
+
+
+def _decode_mode(config: ServiceConfig) -> bool | None:
+    """The service's ``ingest.reduced_decode``, or None when it tiles every source (it then decodes at the scale
+    its tiles need, which the pipeline bound does not model)."""
+    return None if config.tiling.default != "off" else config.ingest.reduced_decode
+
+
+def _check_decode_shift(
+    backend: str,
+    path: Path,
+    s: ThroughputSettings,
+    frame_sets: list[FrameSet],
+    config: ServiceConfig,
+    report: ThroughputReport,
+) -> None:
+    """Boxes of a reduced decode against a full decode on up to 8 frames per resolution, with the first backend,
+    at the backend check's low threshold (frames under twice the model input are never decoded reduced: none)."""
+    check_conf = min(s.conf, 0.05)
+    engine = build_engine(
+        backend, ModelSettings(weights=path, device=s.device, imgsz=s.imgsz, conf=check_conf, iou=s.iou)
+    )
+    for fs in frame_sets:
+        shift = check_decode_shift(engine, fs.jpegs[:8], config.ingest.limits, fs.resolution, check_conf)
+        if shift is not None:
+            report.decode_shifts.append(shift)
 
 
 def _load(s: ThroughputSettings, streams: int) -> LoadSettings:

@@ -34,14 +34,26 @@ class ModelSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    weights: Path = Field(DEFAULT_WEIGHTS, description="Model weights (.pt for torch, .onnx for onnx).")
-    backend: Literal["auto", "torch", "onnx", "colour-blobs"] = Field(
+    weights: Path = Field(
+        DEFAULT_WEIGHTS, description="Model weights (.pt for torch, .onnx for onnx, .engine or .pt for tensorrt)."
+    )
+    backend: Literal["auto", "torch", "onnx", "tensorrt", "colour-blobs"] = Field(
         "auto",
         description="Inference engine: auto (onnx on the CPU, torch on CUDA), torch (.pt), onnx (.onnx, or a .pt "
-        "exported once into export_dir), colour-blobs (scripted runs).",
+        "exported once into export_dir), tensorrt (CUDA only, needs the tensorrt package: an fp16 .engine built "
+        "once from the .pt into export_dir per GPU model, TensorRT version, imgsz and max_batch, which takes "
+        "minutes; or a given .engine), colour-blobs (scripted runs).",
     )
     export_dir: Path = Field(
-        REPO_ROOT / ".cache" / "engines", description="Where exported engines (ONNX) are cached, per weights hash."
+        REPO_ROOT / ".cache" / "engines",
+        description="Where exported engines (ONNX, TensorRT) are cached, per weights hash.",
+    )
+    max_batch: int = Field(
+        32,
+        ge=1,
+        le=1024,
+        description="Largest batch an exported engine accepts (tensorrt: the engine is built for 1..max_batch); "
+        "batching.max_batch may not exceed it. Larger batches are run in several passes.",
     )
     device: str = Field("auto", description="'auto' (first CUDA GPU, else CPU), 'cpu', 'cuda' or 'cuda:N'.")
     imgsz: int | None = Field(

@@ -45,16 +45,28 @@ def plan(shape_hw: tuple[int, int], imgsz: int, stride: int) -> tuple[Placement,
 
 
 def letterbox_batch(
-    images: Sequence[ImageArray], imgsz: int, stride: int, device: torch.device, half: bool
+    images: Sequence[ImageArray | torch.Tensor],
+    imgsz: int,
+    stride: int,
+    device: torch.device,
+    half: bool,
+    canvas: tuple[int, int] | None = None,
 ) -> tuple[torch.Tensor, list[Placement]]:
     """Return an Nx3xHxW RGB tensor in [0, 1] on ``device`` and the placement of each image.
 
-    On a CUDA device the uint8 frames are uploaded and resized there; on the CPU OpenCV resizes them (faster
-    than torch there, and bit-identical to ultralytics).
+    An image is HxWx3 BGR uint8: a numpy array, or a tensor already on the CUDA device (a frame decoded there,
+    detector/inference/gpu_decode.py, or a slice of one). On a CUDA device the uint8 frames are uploaded through
+    pinned host memory and resized there; on the CPU OpenCV resizes them (faster than torch there, and
+    bit-identical to ultralytics). ``canvas``: a fixed (h, w) to pad every image into (an engine with a static
+    input size), at least each image's own canvas; None: the smallest that holds them all.
     """
     plans = [plan((im.shape[0], im.shape[1]), imgsz, stride) for im in images]
     canvas_h = max(c[0] for _, c in plans)
     canvas_w = max(c[1] for _, c in plans)
+    if canvas is not None:
+        if canvas[0] < canvas_h or canvas[1] < canvas_w:
+            raise ValueError(f"canvas {canvas} is smaller than the letterboxed images ({canvas_h}, {canvas_w})")
+        canvas_h, canvas_w = canvas
     dtype = torch.float16 if half and device.type == "cuda" else torch.float32
     batch = torch.full((len(images), 3, canvas_h, canvas_w), PAD_VALUE / 255.0, dtype=dtype, device=device)
     placements = []
@@ -63,16 +75,27 @@ def letterbox_batch(
         top = round((canvas_h - p.new_h) / 2 - 0.1)
         placements.append(Placement(p.gain, p.new_w, p.new_h, left, top, p.orig_h, p.orig_w))
         if device.type == "cpu":
+            if isinstance(im, torch.Tensor):
+                im = im.cpu().numpy()
             resized = im if (p.new_w, p.new_h) == (p.orig_w, p.orig_h) else _cv2_resize(im, p.new_w, p.new_h)
             chw = torch.from_numpy(np.ascontiguousarray(resized[:, :, ::-1].transpose(2, 0, 1)))
             batch[i, :, top : top + p.new_h, left : left + p.new_w] = chw.to(dtype) / 255.0
         else:
-            src = torch.from_numpy(im).to(device, non_blocking=True).permute(2, 0, 1).flip(0)
+            src = _to_device(im, device).permute(2, 0, 1).flip(0)
             src = src.unsqueeze(0).to(dtype)
             if (p.new_w, p.new_h) != (p.orig_w, p.orig_h):
                 src = F.interpolate(src, size=(p.new_h, p.new_w), mode="bilinear", align_corners=False)
             batch[i, :, top : top + p.new_h, left : left + p.new_w] = src[0].round().clamp(0, 255) / 255.0
     return batch, placements
+
+
+def _to_device(im: ImageArray | torch.Tensor, device: torch.device) -> torch.Tensor:
+    """HxWx3 uint8 on ``device``: a tensor there already as it is; a host array copied through pinned memory, so
+    that the upload is a DMA that does not wait on a pageable staging copy (PyTorch's caching host allocator keeps
+    the pinned block until the copy is done, and reuses it)."""
+    if isinstance(im, torch.Tensor):
+        return im if im.device == device else im.to(device, non_blocking=True)
+    return torch.from_numpy(np.ascontiguousarray(im)).pin_memory().to(device, non_blocking=True)
 
 
 def _cv2_resize(im: ImageArray, w: int, h: int) -> ImageArray:

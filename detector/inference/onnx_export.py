@@ -6,14 +6,10 @@ On the CPU the onnxruntime backend runs the same network about 1.5-1.7 times as 
 
 from __future__ import annotations
 
-import contextlib
-import io
-import logging
-import shutil
 from pathlib import Path
 
-from detector import yolo_env
-from detector.inference.engine import EngineError, weights_version
+from detector.inference.engine import weights_version
+from detector.inference.export_cache import export_once
 
 
 def onnx_weights(weights: Path, imgsz: int, cache_dir: Path) -> Path:
@@ -23,26 +19,6 @@ def onnx_weights(weights: Path, imgsz: int, cache_dir: Path) -> Path:
     written beside the committed weights.
     """
     folder = cache_dir / "onnx" / f"{weights.stem}-{weights_version(weights)}-{imgsz}"
-    exported = folder / f"{weights.stem}.onnx"
-    if exported.is_file():
-        return exported
-    folder.mkdir(parents=True, exist_ok=True)
-    copy = folder / weights.name
-    shutil.copyfile(weights, copy)
-    yolo_env.prepare()
-    from ultralytics.models.yolo.model import YOLO
-    from ultralytics.utils import LOGGER
-
-    level = LOGGER.level
-    LOGGER.setLevel(logging.WARNING)  # the export narrates every step on stdout
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):
-            out = YOLO(str(copy), task="detect").export(
-                format="onnx", imgsz=imgsz, dynamic=True, simplify=True, device="cpu", verbose=False
-            )
-    finally:
-        LOGGER.setLevel(level)
-    copy.unlink()
-    if not out or not Path(out).is_file():
-        raise EngineError(f"ONNX export of {weights} produced no file")
-    return Path(out)
+    return export_once(
+        weights, folder, ".onnx", "ONNX", format="onnx", imgsz=imgsz, dynamic=True, simplify=True, device="cpu"
+    )

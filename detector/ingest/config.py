@@ -14,6 +14,7 @@ directly. Example of stream health::
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -60,6 +61,12 @@ class IngestSettings(BaseModel):
         "1/8; tiled sources at the scale their tiles need); boxes are mapped back to full-frame pixels and "
         "evidence is cut from the full-resolution JPEG. False: decode every frame whole. Decode threads: the "
         "threads section.",
+    )
+    decode_device: Literal["cpu", "auto"] = Field(
+        "cpu",
+        description="Where JPEGs are decoded: auto = on the GPU (nvJPEG, full resolution) when the model runs on "
+        "CUDA, else on the CPU; cpu = always on the CPU. PNGs and raw pixels are always decoded on the CPU. "
+        "Default cpu until the GPU path has been measured on a GPU (benchmarks/gpu/run.sh compares both).",
     )
     max_pixels: int = Field(
         4096 * 4096, ge=1, description="Largest image accepted (width x height); larger gets IMAGE_TOO_LARGE."

@@ -82,6 +82,10 @@ def test_the_json_holds_machine_info_every_contender_and_the_ratios(tiny_run: Pa
     ratios = data["ratios"]
     assert len(ratios) == 8
     assert all(r["service_over_baseline"] > 0 and r["service_over_bound"] > 0 for r in ratios)
+    # 320x180 is under twice the model input: decoded whole, by the service and the pipeline bound alike.
+    assert all(b["decode_scale"] == 1 and b["pipeline_at_best"]["frames_per_s"] > 0 for b in data["bound"])
+    assert all(r["service_over_pipeline"] > 0 and r["pipeline_decode_scale"] == 1 for r in ratios)
+    assert data["decode_shift"] == []
     assert data["issue2"] is None, "the plain-loop line needs a 4-stream run, which this tiny run has not"
 
 
@@ -97,4 +101,5 @@ def test_the_markdown_has_the_ratio_breakdown_and_before_after_tables(tiny_run: 
                     "## Backends against torch"):  # fmt: skip
         assert heading in text
     assert "Top bottleneck" in text
+    assert "service/pipeline bound" in text and "pipeline (decode+letterbox+forward+NMS), decode whole" in text
     assert "nan" not in text.lower()
