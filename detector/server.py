@@ -225,7 +225,13 @@ def build_pipeline(
         metrics.stage_ms.labels("forward").observe(record.timings.forward_ms)
         metrics.stage_ms.labels("postprocess").observe(record.timings.postprocess_ms)
 
-    core = InferenceCore(engine, config.batching, on_batch=on_batch, tiling=TilingPolicy(config.tiling, engine.imgsz))
+    core = InferenceCore(
+        engine,
+        config.batching,
+        on_batch=on_batch,
+        tiling=TilingPolicy(config.tiling, engine.imgsz),
+        workers=plan_threads(config.threads, engine.device).inference_workers,
+    )
     rules = RulesEngine(
         config.rules,
         engine.class_names,

@@ -4,18 +4,22 @@ Three kinds of work run at once in ``detector serve``:
 
 - the **event loop** (one thread): gRPC calls, tracking, incident rules and store writes;
 - **decode** threads: JPEG/PNG to pixels (libjpeg releases the GIL), one frame each;
-- the **inference worker**: one thread that runs each batch, with the model's own intra-op threads
-  (onnxruntime's or torch's) for the forward pass.
+- the **inference workers**: threads that each take the next batch and run it, with the model's own intra-op
+  threads (onnxruntime's or torch's) inside each forward pass.
 
 Left alone, each library sizes itself to the whole machine: onnxruntime and torch each start a thread per core,
 OpenCV another pool for resizing, and onnxruntime's and OpenMP's (torch's) idle threads spin-wait for work. On a
-small CPU they then take turns on the same cores and the forward pass that needs ~5 ms per frame takes several
-times that (issue 18's measurements; benchmarks/results/). The budget gives the forward pass every core on the CPU
-(it is the service's largest cost, and its threads sleep instead of spinning when they wait, so decode and the loop get
-a core whenever the model does not use it), sizes decoding from the cores (a quarter of them, at least one), and
-keeps OpenCV to one thread per caller; ``detector serve`` makes torch's OpenMP pool passive before torch loads
-(:func:`prepare_process_env`). On CUDA the model needs few CPU threads and decoding gets the rest.
-Every number can be set in the ``threads`` section; ``detector serve`` logs the budget it runs with.
+small CPU they then take turns on the same cores, and an intra-op parallel region waits for its slowest thread,
+so a decode or a gRPC call that takes one core stalls the whole forward pass. Measured on 2 cores (streetwatch-v4,
+416 px, 720p frames, letterbox + forward + NMS, issue 18's note): one worker with 2 intra-op threads 29.7 frames/s,
+one with 1 thread 27.9, two workers with 1 thread each 50.5 (43.9 beside a decoding thread). So on the CPU the
+budget runs one inference worker per core, each single-threaded, on independent batches (onnxruntime sessions and
+torch modules take concurrent calls; the stages after the model put frames back in order), sizes decoding from the
+cores (a quarter of them, at least one), keeps OpenCV to one thread per caller, and has idle threads sleep instead
+of spinning (onnxruntime sessions built so; ``detector serve`` makes torch's OpenMP pool passive before torch
+loads: :func:`prepare_process_env`). On CUDA one worker feeds the GPU with 2 CPU threads and decoding gets the
+rest of the cores. Every number can be set in the ``threads`` section; ``detector serve`` logs the budget it runs
+with.
 """
 
 from __future__ import annotations
@@ -39,12 +43,18 @@ class ThreadSettings(BaseModel):
         None, ge=1, le=256, description="Threads decoding JPEG/PNG frames; None: a quarter of the cores, at least 1 "
         "(on CUDA: the cores less two)."
     )  # fmt: skip
+    inference_workers: int | None = Field(
+        None,
+        ge=1,
+        le=256,
+        description="Inference workers running batches side by side; None: one per core on the CPU, 1 on CUDA.",
+    )
     inference: int | None = Field(
         None,
         ge=1,
         le=1024,
-        description="Intra-op threads of the model's forward pass (onnxruntime, torch); None: every core on the CPU, "
-        "2 on CUDA.",
+        description="Intra-op threads of each forward pass (onnxruntime, torch); None: 1 on the CPU (the workers "
+        "use the cores), 2 on CUDA.",
     )
     inference_inter_op: int = Field(
         1, ge=1, le=64, description="Inter-op threads of the model (one batch's operators run in sequence)."
@@ -64,6 +74,7 @@ class ThreadBudget:
 
     cores: int
     decode: int
+    inference_workers: int
     inference: int
     inference_inter_op: int
     spin: bool
@@ -74,6 +85,7 @@ class ThreadBudget:
         return {
             "cores": self.cores,
             "decode_threads": self.decode,
+            "inference_workers": self.inference_workers,
             "inference_threads": self.inference,
             "inference_inter_op": self.inference_inter_op,
             "onnxruntime_spin": self.spin,
@@ -96,20 +108,23 @@ def plan_threads(settings: ThreadSettings, device: str) -> ThreadBudget:
     cores = settings.cores or available_cores()
     cuda = device.startswith("cuda") or (device == "auto" and _cuda_available())
     if cuda:
-        inference, decode = 2, max(1, cores - 2)
-        why = "cuda: the GPU runs the model, so its CPU threads only launch work; decoding gets the other cores"
+        workers, inference, decode = 1, 2, max(1, cores - 2)
+        why = "cuda: the GPU runs the model, so one worker's CPU threads only launch work; decoding gets the rest"
     else:
-        inference, decode = cores, max(1, cores // 4)
+        workers, inference, decode = cores, 1, max(1, cores // 4)
         why = (
-            "cpu: the forward pass is the largest cost and gets every core (its threads sleep while idle); "
-            "decoding a quarter of them; the event loop shares what is left"
+            "cpu: the forward pass is the largest cost: one single-threaded worker per core on independent batches "
+            "(no intra-op barrier for a decode to stall); decoding a quarter of the cores; idle threads sleep"
         )
-    given = [name for name in ("cores", "decode", "inference") if getattr(settings, name) is not None]
+    given = [
+        name for name in ("cores", "decode", "inference_workers", "inference") if getattr(settings, name) is not None
+    ]
     if given:
         why += f"; set in threads: {', '.join(given)}"
     return ThreadBudget(
         cores=cores,
         decode=settings.decode or decode,
+        inference_workers=settings.inference_workers or workers,
         inference=settings.inference or inference,
         inference_inter_op=settings.inference_inter_op,
         spin=settings.spin,

@@ -11,18 +11,25 @@ from detector.threads import ThreadSettings, available_cores, plan_threads
 
 
 @pytest.mark.parametrize(
-    ("cores", "device", "inference", "decode"),
+    ("cores", "device", "workers", "inference", "decode"),
     [
-        (2, "cpu", 2, 1),  # the forward pass gets every core, decoding a quarter of them but at least one
-        (16, "cpu", 16, 4),
-        (2, "cuda", 2, 1),  # the GPU runs the model: 2 launching threads, decoding the rest (at least one)
-        (16, "cuda", 2, 14),
-        (16, "cuda:1", 2, 14),
+        (2, "cpu", 2, 1, 1),  # one single-threaded worker per core, decoding a quarter of the cores but at least one
+        (16, "cpu", 16, 1, 4),
+        (2, "cuda", 1, 2, 1),  # the GPU runs the model: one worker, 2 launching threads, decoding the rest
+        (16, "cuda", 1, 2, 14),
+        (16, "cuda:1", 1, 2, 14),
     ],
 )
-def test_the_budget_follows_the_cores_and_the_device(cores: int, device: str, inference: int, decode: int) -> None:
+def test_the_budget_follows_the_cores_and_the_device(
+    cores: int, device: str, workers: int, inference: int, decode: int
+) -> None:
     budget = plan_threads(ThreadSettings(cores=cores), device)
-    assert (budget.cores, budget.inference, budget.decode) == (cores, inference, decode)
+    assert (budget.cores, budget.inference_workers, budget.inference, budget.decode) == (
+        cores,
+        workers,
+        inference,
+        decode,
+    )
     assert (budget.inference_inter_op, budget.spin, budget.opencv) == (1, False, 1)
     assert device.split(":")[0] in budget.why and "set in threads: cores" in budget.why
     log = budget.as_log()
@@ -32,7 +39,8 @@ def test_the_budget_follows_the_cores_and_the_device(cores: int, device: str, in
 def test_without_cores_set_the_budget_plans_for_the_cores_this_process_may_use() -> None:
     budget = plan_threads(ThreadSettings(), "cpu")
     assert budget.cores == available_cores() >= 1
-    assert budget.inference == budget.cores and budget.decode == max(1, budget.cores // 4)
+    assert budget.inference_workers == budget.cores and budget.inference == 1
+    assert budget.decode == max(1, budget.cores // 4)
     assert "set in threads" not in budget.why
 
 

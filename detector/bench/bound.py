@@ -14,6 +14,7 @@ own decoding and nothing else (no gRPC, batcher, tracking or rules).
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
@@ -28,6 +29,7 @@ from detector.bench.frames import FrameSet
 from detector.inference.engine import Engine, InferenceThreads, ModelSettings, build_engine
 from detector.inference.letterbox import letterbox_batch
 from detector.inference.tiling import Tile
+from detector.inference.yolo_engine import size_onnx_session
 from detector.ingest.config import IngestSettings
 from detector.ingest.decode import ImageLimits, dct_scale, decode_scaled
 from detector.threads import ThreadBudget, ThreadSettings, apply_process_threads, plan_threads
@@ -81,6 +83,42 @@ def timed(run: Callable[[], object], batch: int, min_time_s: float, sync: Callab
     sync()
     elapsed = time.perf_counter() - started
     return BatchSpeed(batch, elapsed / reps * 1e3, batch * reps / elapsed)
+
+
+def timed_parallel(
+    runs: Sequence[Callable[[], object]], batch: int, min_time_s: float, sync: Callable[[], None]
+) -> BatchSpeed:
+    """:func:`timed` with one thread per entry of ``runs`` calling it side by side, as the service's inference
+    workers do (detector/threads.py); frames/s counts every thread's batches, ms/batch is per call."""
+    if len(runs) == 1:
+        return timed(runs[0], batch, min_time_s, sync)
+    start = threading.Barrier(len(runs) + 1)
+    reps = [0] * len(runs)
+    deadline = [0.0]
+
+    def loop(index: int) -> None:
+        for _ in range(2):
+            runs[index]()
+        start.wait()
+        start.wait()  # the clock starts after every thread has warmed up
+        while reps[index] < 3 or time.perf_counter() < deadline[0]:
+            runs[index]()
+            reps[index] += 1
+
+    threads = [threading.Thread(target=loop, args=(i,), daemon=True) for i in range(len(runs))]
+    for thread in threads:
+        thread.start()
+    start.wait()
+    sync()
+    started = time.perf_counter()
+    deadline[0] = started + min_time_s
+    start.wait()
+    for thread in threads:
+        thread.join()
+    sync()
+    elapsed = time.perf_counter() - started
+    calls = sum(reps)
+    return BatchSpeed(batch, elapsed / calls * len(runs) * 1e3, batch * calls / elapsed)
 
 
 def fastest(speeds: Sequence[BatchSpeed]) -> BatchSpeed:
@@ -152,11 +190,15 @@ def _engine_bound(
     yolo_env.prepare()
     from ultralytics.nn.autobackend import AutoBackend
 
-    engine = build_engine(backend, settings, InferenceThreads(budget.inference, budget.inference_inter_op, budget.spin))
+    threads = InferenceThreads(budget.inference, budget.inference_inter_op, budget.spin)
+    engine = build_engine(backend, settings, threads)
     device = torch.device(engine.device)
     half = settings.half and device.type == "cuda"
     model = AutoBackend(Path(settings.weights), device=device, fp16=half, verbose=False)
     model.eval()
+    if backend == "onnx":
+        size_onnx_session(model, Path(settings.weights), threads)  # the service's session, not the default
+    workers = budget.inference_workers
     # The stride the torch engine letterboxes to; an exported graph is fed multiples of 32 (see yolo_engine).
     stride = max(int(model.stride), 32) if backend == "torch" else 32
 
@@ -184,17 +226,18 @@ def _engine_bound(
     desc = f"bound {backend} {frames.resolution}"
     for _ in tqdm(range(ROUNDS), desc=desc, leave=False, disable=not progress):
         for batch in batch_sizes:
-            speeds[batch].append(timed(forward(tensors[batch]), batch, min_time_s / ROUNDS, sync))
+            run = forward(tensors[batch])
+            speeds[batch].append(timed_parallel([run] * workers, batch, min_time_s / ROUNDS, sync))
     result.forward = [fastest(speeds[batch]) for batch in batch_sizes]
     best = result.best.batch
     images = [frames.images[i % len(frames.images)] for i in range(best)]
-    result.engine_at_best = fastest(
-        [timed(lambda: engine.infer(images), best, min_time_s / ROUNDS, sync) for _ in range(ROUNDS)]
-    )
+    infer = [lambda: engine.infer(images)] * workers
+    result.engine_at_best = fastest([timed_parallel(infer, best, min_time_s / ROUNDS, sync) for _ in range(ROUNDS)])
     with ThreadPoolExecutor(budget.decode, thread_name_prefix="bound-decode") as decoder:
         _pipeline_bound(
-            result, engine, frames, batch_sizes, min_time_s, sync, decode_modes, reduced_decode, limits, decoder
-        )
+            result, engine, frames, batch_sizes, min_time_s, sync, decode_modes, reduced_decode, limits, decoder,
+            workers,
+        )  # fmt: skip
     return result
 
 
@@ -209,6 +252,7 @@ def _pipeline_bound(
     reduced_decode: bool,
     limits: ImageLimits,
     decoder: ThreadPoolExecutor,
+    workers: int = 1,
 ) -> None:
     """decode + letterbox + forward + NMS + unscale at the best forward batch size and its neighbours in
     ``batch_sizes`` (the fastest wins: decoding a batch one frame at a time shifts the best size a little)."""
@@ -220,8 +264,12 @@ def _pipeline_bound(
     speeds: dict[tuple[bool, int], list[BatchSpeed]] = {(m, b): [] for m in modes for b in candidates}
     for _ in range(ROUNDS):
         for mode, batch in speeds:
-            with pipeline_step(engine, frames, batch, mode, limits, decoder) as run:
-                speeds[mode, batch].append(timed(run, batch, min_time_s / ROUNDS, sync))
+            with contextlib.ExitStack() as stack:
+                runs = [
+                    stack.enter_context(pipeline_step(engine, frames, batch, mode, limits, decoder, offset=k))
+                    for k in range(workers)
+                ]
+                speeds[mode, batch].append(timed_parallel(runs, batch, min_time_s / ROUNDS, sync))
     for mode in modes:
         speed = fastest([fastest(speeds[mode, b]) for b in candidates])
         if mode:
@@ -233,16 +281,22 @@ def _pipeline_bound(
 
 @contextlib.contextmanager
 def pipeline_step(
-    engine: Engine, frames: FrameSet, batch: int, reduced: bool, limits: ImageLimits, decoder: Executor
+    engine: Engine,
+    frames: FrameSet,
+    batch: int,
+    reduced: bool,
+    limits: ImageLimits,
+    decoder: Executor,
+    offset: int = 0,
 ) -> Iterator[Callable[[], list[Detections]]]:
     """A call that runs the engine on the next ``batch`` of the frame set's JPEGs (cycling) and maps the boxes
     back to full-frame pixels, while ``decoder``'s threads decode the batch after it, as the service decodes
     (with reduced decoding: at ``dct_scale`` for the model's input size). Decoding overlaps the forward pass as
     it does in the service, so this is the most a process can do with both, without gRPC, queues, tracking or
-    rules."""
+    rules. ``offset``: where in the frame set this loop starts (parallel workers start apart)."""
     policy = (lambda w, h: dct_scale(w, h, engine.imgsz)) if reduced else None
     whole = Tile(0, 0, frames.width, frames.height, full=True)
-    position = 0
+    position = offset * 7
 
     def decode_next() -> list[Future[tuple[ImageArray, int]]]:
         nonlocal position

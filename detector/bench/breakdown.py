@@ -8,7 +8,7 @@ Per frame (client-measured latency, split):
 - gRPC + other: the rest of the client-measured latency: transport, (de)serialisation, the tracking and
   incident stages, waiting for earlier frames of the stream (answers are in order), event-loop scheduling.
 
-Throughput is limited by the one inference worker when it is busy nearly all the time (then the biggest of its
+Throughput is limited by the inference workers when they are busy nearly all the time (then the biggest of their
 three steps is the bottleneck); otherwise frames do not reach it fast enough, and the biggest of decode and
 gRPC + other is.
 """
@@ -60,9 +60,12 @@ class Bottleneck:
     reason: str
 
 
-def breakdown(completions: Sequence[Completion], delta: StageTotals, cpu_share: float | None = None) -> Breakdown:
+def breakdown(
+    completions: Sequence[Completion], delta: StageTotals, cpu_share: float | None = None, workers: int = 1
+) -> Breakdown:
     """``delta``: the service's stage totals over the measured window (later scrape minus earlier);
-    ``cpu_share``: the CPU used by the service and the load generator together, as a share of all cores."""
+    ``cpu_share``: the CPU used by the service and the load generator together, as a share of all cores;
+    ``workers``: the service's inference workers (busy is their mean share of wall time)."""
     if not completions:
         nan = float("nan")
         return Breakdown(nan, nan, nan, nan, nan, nan, nan, 0.0, nan, nan)
@@ -85,7 +88,7 @@ def breakdown(completions: Sequence[Completion], delta: StageTotals, cpu_share: 
         grpc_other_ms=max(latency - decode - queue - inference, 0.0),
         latency_ms=latency,
         # A batch that straddles the window's start is counted whole, which can push a short window past 100%.
-        worker_busy=min(worker_total / (delta.at_s * 1e3), 1.0) if delta.at_s > 0 else 0.0,
+        worker_busy=min(worker_total / (delta.at_s * 1e3 * workers), 1.0) if delta.at_s > 0 else 0.0,
         worker_ms_per_frame=worker_total / frames if frames > 0 else float("nan"),
         mean_batch=delta.batch_frames / delta.batches if delta.batches > 0 else float("nan"),
         cpu_share=cpu_share,
@@ -112,13 +115,13 @@ def _find(b: Breakdown) -> Bottleneck:
         share = worker[stage] / max(sum(worker.values()), 1e-9)
         return Bottleneck(
             stage,
-            f"the inference worker is busy {b.worker_busy:.0%} of the time and {stage} is {share:.0%} of its work "
+            f"the inference workers are busy {b.worker_busy:.0%} of the time and {stage} is {share:.0%} of their work "
             f"({b.worker_ms_per_frame:.1f} ms of worker time per frame, batches of {b.mean_batch:.1f} on average)",
         )
     upstream = {"decode": b.decode_ms, "grpc+other": b.grpc_other_ms}
     stage = max(upstream, key=lambda k: upstream[k])
     return Bottleneck(
         stage,
-        f"the inference worker is idle {1 - b.worker_busy:.0%} of the time, so frames reach it too slowly; "
+        f"the inference workers are idle {1 - b.worker_busy:.0%} of the time, so frames reach them too slowly; "
         f"{stage} is the largest upstream stage at {upstream[stage]:.1f} ms per frame",
     )

@@ -300,6 +300,8 @@ def _service_runs(
         *variant_sets,
     ]
     name = backend + (f"-{variant}" if variant else "")
+    variant_config = load_config(s.service_config, overrides=[*s.service_overrides, *variant_sets])
+    workers = plan_threads(variant_config.threads, s.device).inference_workers
     runs = []
     with ServiceProcess(overrides, work_dir / f"serve-{name}.log", s.service_config) as service:
         for fs in frame_sets:
@@ -307,7 +309,7 @@ def _service_runs(
                 load, delta = asyncio.run(
                     _measured(service, fs, _load(s, streams), f"service {name} {fs.resolution} x{streams}", s.progress)
                 )
-                runs.append(_result("service", backend, fs, streams, load, s, delta, variant))
+                runs.append(_result("service", backend, fs, streams, load, s, delta, variant, workers))
     # The incident store fills with evidence JPEGs of whatever the model saw; only the log is worth keeping.
     shutil.rmtree(work_dir / "store", ignore_errors=True)
     return runs
@@ -343,6 +345,7 @@ def _result(
     s: ThroughputSettings,
     delta: StageTotals | None = None,
     variant: str = "",
+    workers: int = 1,
 ) -> RunResult:
     window = steady_window(load.completions, load.started_s, s.warmup_s, load.stopped_s)
     measured = in_window(load.completions, window)
@@ -354,7 +357,7 @@ def _result(
         share = (
             (service_cores + client_cores) / cores if service_cores is not None and client_cores is not None else None
         )
-        split = breakdown(measured, delta, share)
+        split = breakdown(measured, delta, share, workers)
     return RunResult(
         kind=kind,
         backend=backend,

@@ -1,4 +1,4 @@
-"""The inference core: a fair dynamic batcher over the ingest queues and one worker running the engine.
+"""The inference core: a fair dynamic batcher over the ingest queues and workers running the engine.
 
 - Frames wait in their source's bounded queue (:mod:`detector.ingest.queues` owns the queues and the drop policy
   of each delivery mode).
@@ -9,7 +9,10 @@
   separate items counted against their source, and the frame completes when its last item has run, with the
   boxes of all its items merged into the frame's own pixels. An untiled frame is one item, run as it is.
 
-Submitters live on an asyncio loop; the worker is a thread, because the engine blocks.
+Submitters live on an asyncio loop; the workers are threads, because the engine blocks. With several workers
+(``threads.inference_workers``: one per core on the CPU, detector/threads.py) each takes the next batch as soon as
+it is free and runs it beside the others; frames of one source may then finish out of order, and the pipeline
+puts them back in order before tracking (detector/pipeline/order.py).
 """
 
 from __future__ import annotations
@@ -110,6 +113,7 @@ class InferenceCore:
         on_batch: Callable[[BatchRecord], None] | None = None,
         on_drop: Callable[[str], None] | None = None,
         tiling: TilingPolicy | None = None,
+        workers: int = 1,
     ) -> None:
         self.engine = engine
         self.settings = settings
@@ -118,8 +122,12 @@ class InferenceCore:
         self.queues: SourceQueues[_Job] = SourceQueues(settings.queue_size, on_drop)
         self._lock = self.queues.lock
         self._running = True
-        self._worker = threading.Thread(target=self._run, name="inference-core", daemon=True)
-        self._worker.start()
+        self._results_lock = threading.Lock()  # a tiled frame's items may finish in two workers at once
+        self._workers = [
+            threading.Thread(target=self._run, name=f"inference-core-{i}", daemon=True) for i in range(workers)
+        ]
+        for worker in self._workers:
+            worker.start()
 
     # ---- submit side (event loop) -------------------------------------------------------------------------
 
@@ -161,7 +169,8 @@ class InferenceCore:
             for job in self.queues.clear():
                 _fail(job.future, CoreStopped("the inference core stopped"))
             self._lock.notify_all()
-        self._worker.join(timeout=10)
+        for worker in self._workers:
+            worker.join(timeout=10)
 
     # ---- worker ------------------------------------------------------------------------------------------------
 
@@ -225,7 +234,8 @@ class InferenceCore:
         # A caller that went away (a gateway dropping its stream) cancels its future; skip its frame, and mark
         # the rest running so that a late cancel cannot make set_result fail and kill this worker. A frame
         # dropped (LIVE) after some of its tiles were taken is done already: its remaining tiles are skipped.
-        batch = [(job, i) for job, i in batch if _claim(job.future)]
+        with self._results_lock:  # two workers may hold items of one tiled frame
+            batch = [(job, i) for job, i in batch if _claim(job.future)]
         if not batch:
             return
         started = time.perf_counter()
@@ -239,9 +249,19 @@ class InferenceCore:
             return
         if self._on_batch is not None:  # before any frame is answered, so a caller's next look sees this batch
             self._on_batch(BatchRecord(len(batch), len({j.frame.source_id for j, _ in batch}), timings))
+        unscaled = [
+            job.tiles[i].unscale(det, job.frame.scale, job.frame.height, job.frame.width)
+            for (job, i), det in zip(batch, results, strict=True)
+        ]
+        with self._results_lock:
+            self._gather(batch, unscaled, timings, started)
+
+    def _gather(
+        self, batch: list[tuple[_Job, int]], results: list[Detections], timings: BatchTimings, started: float
+    ) -> None:
+        """Store a batch's results in their frames and answer each frame whose last item this was."""
         for (job, i), detections in zip(batch, results, strict=True):
-            frame = job.frame
-            job.results[i] = job.tiles[i].unscale(detections, frame.scale, frame.height, frame.width)
+            job.results[i] = detections
         # Each frame once per batch: it took part in this batch's time, however many of its tiles ran in it.
         for job in {id(job): job for job, _ in batch}.values():
             job.timings = timings if job.started is None else job.timings + timings
@@ -260,7 +280,7 @@ class InferenceCore:
 
 
 def _claim(future: Future[Inference]) -> bool:
-    """True if the frame still wants results: marks it running on its first item (only this worker does)."""
+    """True if the frame still wants results: marks it running on its first item (under the core's results lock)."""
     if future.running():
         return True
     if future.done():

@@ -69,7 +69,7 @@ class YoloEngine(Engine):
             raise EngineError(f"cannot load weights {runs}: {exc}") from exc
         self._model.eval()
         if threads is not None and backend == "onnx":
-            _size_onnx_session(self._model, runs, threads)
+            size_onnx_session(self._model, runs, threads)
         self.settings = settings
         # A TensorRT engine given as it is was built at the imgsz its metadata records.
         if imgsz is None and backend == "tensorrt" and (built := _metadata_imgsz(self._model)) is not None:
@@ -197,7 +197,7 @@ def _tensorrt_input_shape(model: Any) -> tuple[tuple[int, ...], tuple[int, ...]]
     return declared, largest
 
 
-def _size_onnx_session(model: object, runs: Path, threads: InferenceThreads) -> None:
+def size_onnx_session(model: object, runs: Path, threads: InferenceThreads) -> None:
     """Replace the onnxruntime session AutoBackend made (library defaults: a spinning thread per core) with one
     sized by the thread budget. Same file, same provider, so inputs and outputs are the same."""
     import onnxruntime

@@ -156,3 +156,53 @@ def test_an_engine_failure_fails_that_batch_only():
     core.stop()
     assert isinstance(bad, RuntimeError) and not isinstance(good, Exception)
     assert not isinstance(good, FrameDropped)
+
+
+class SideBySideEngine(Engine):
+    """Each call waits until ``together`` calls are inside it at once (a barrier), so a core that runs one batch at
+    a time fails its batches; returns one 8x8 box in the top-left corner of every image it gets."""
+
+    def __init__(self, together: int) -> None:
+        self.name, self.version, self.class_names, self.device, self.backend = "pair", "0", ["x"], "cpu", "pair"
+        self.barrier = threading.Barrier(together, timeout=10)
+        self.calls = 0
+        self.lock = threading.Lock()
+
+    def infer(self, images: Sequence[ImageArray]) -> tuple[list[Detections], BatchTimings]:
+        with self.lock:
+            self.calls += 1
+            first = self.calls <= self.barrier.parties
+        if first:
+            self.barrier.wait()
+        box = np.array([[0, 0, 8, 8]], dtype=np.float32)
+        ones = np.ones(1, dtype=np.float32)
+        zero = np.zeros(1, dtype=np.int64)
+        return [Detections(xyxy=box.copy(), confidence=ones, class_id=zero) for _ in images], BatchTimings()
+
+
+def test_workers_run_batches_side_by_side_and_a_tiled_frame_completes_once_with_every_tile():
+    from detector.inference.tiling import TilingPolicy, TilingSettings, TilingSpec, plan_tiles
+
+    spec = TilingSpec(tile_px=64, overlap_px=16)
+    engine = SideBySideEngine(together=2)
+    core = InferenceCore(
+        engine,
+        BatchingSettings(max_batch=2, max_wait_ms=0, max_per_source=2, queue_size=8),
+        tiling=TilingPolicy(TilingSettings(sources={"tiled": spec}), imgsz=64),
+        workers=2,
+    )
+    big = Frame("tiled", 0, 1e9, np.zeros((128, 160, 3), dtype=np.uint8))
+    tiles = plan_tiles(128, 160, spec)
+
+    async def go() -> list[object]:
+        return await _submit_all(core, [big], DeliveryMode.LOSSLESS)
+
+    try:
+        (result,) = asyncio.run(go())
+    finally:
+        core.stop()
+    assert not isinstance(result, BaseException), f"the first two batches did not run side by side: {result!r}"
+    assert engine.calls == -(-len(tiles) // 2)  # every item ran once, two per batch
+    # One box per tile at its corner; the whole-frame pass's box at (0, 0) is the first tile's, merged with it.
+    corners = sorted((float(x0), float(y0)) for x0, y0, _, _ in result.detections.xyxy)  # type: ignore[attr-defined]
+    assert corners == sorted((float(t.x0), float(t.y0)) for t in tiles if not t.full)
