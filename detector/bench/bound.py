@@ -7,7 +7,9 @@ decoded frames, and for the **pipeline**: the frame set's JPEGs decoded as the s
 DCT domain when the frames are at least twice the model input and ``ingest.reduced_decode`` is on, else whole),
 letterbox, forward, NMS and boxes mapped back to full-frame pixels, in a tight loop that decodes the next batch in
 the budget's decode threads while the model runs the current one (as the service overlaps them), at the best batch
-size and its neighbours, under the service's thread budget. That is the most the service could deliver with its
+size and its neighbours, under the service's thread budget: as many loops side by side as the service has
+inference workers (detector/threads.py), each with its own share of the frames, and onnxruntime sessions sized as
+the service sizes them. That is the most the service could deliver with its
 own decoding and nothing else (no gRPC, batcher, tracking or rules).
 """
 
