@@ -139,6 +139,7 @@ def markdown(report: ThroughputReport) -> str:
         f"- Machine: {m.cpu_model}, {m.cpu_cores} cores, {m.memory_gb} GB; GPU: {gpu}; load average at start "
         f"{m.load_average[0]:.2f}",
         f"- Versions: python {m.python}, " + ", ".join(f"{k} {v}" for k, v in m.versions.items()),
+        *([f"- Command: `{s.command}`"] if s.command else []),
         f"- Model: {s.weights.name}, imgsz {s.imgsz}, conf {s.conf}, iou {s.iou}, device {s.device}",
         f"- Load: {s.duration_s:g} s measured after {s.warmup_s:g} s warm-up per run, LOSSLESS streams, "
         f"window {s.window} frames per stream, "

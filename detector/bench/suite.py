@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 
@@ -58,6 +59,7 @@ def run_throughput_command(args: argparse.Namespace) -> int:
         baseline=args.baseline,
         variants=tuple(args.variants),
         progress=args.progress,
+        command=_command_line(),
     )
     machine = machine_info(device)
     work_dir = settings.cache_dir / "work"
@@ -73,3 +75,10 @@ def run_throughput_command(args: argparse.Namespace) -> int:
     written = write_report(report, folder) + write_plots(report, folder)
     print(summary(report, written))
     return 0 if all(a.ok for _, a in report.agreements) else 1
+
+
+def _command_line() -> str:
+    """How this bench was started, for its results file: ``detector bench ...`` or ``python -m detector.bench``."""
+    if sys.argv[0].endswith("__main__.py"):
+        return shlex.join(["python", "-m", "detector.bench", *sys.argv[1:]])
+    return shlex.join(["detector", *sys.argv[1:]])

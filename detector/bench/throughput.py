@@ -60,6 +60,7 @@ class ThroughputSettings:
     progress: bool = True
     # Extra service runs with other settings, for before/after comparisons in one run: (name, ("k=v", ...)).
     variants: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    command: str = ""  # the command line that ran the bench, for the results file
 
     def as_dict(self) -> dict[str, Any]:
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in self.__dict__.items()}

@@ -79,7 +79,9 @@ def test_a_full_decode_service_is_compared_to_the_full_decode_pipeline(decoded_s
 
 def _report() -> ThroughputReport:
     machine = MachineInfo("cpu", 2, 8.0, None, None, "linux", "3.12", {"torch": "2"}, (0.1, 0.1, 0.1))
-    settings = ThroughputSettings(weights=Path("m.pt"), device="cpu", streams=(4,), resolutions=("720p",))
+    settings = ThroughputSettings(
+        weights=Path("m.pt"), device="cpu", streams=(4,), resolutions=("720p",), command="detector bench throughput"
+    )
     report = ThroughputReport(machine, settings)
     report.bounds.append(
         BoundResult(
@@ -130,6 +132,7 @@ def test_each_service_run_is_divided_by_the_pipeline_bound_with_its_own_decode()
 def test_the_report_has_the_pipeline_columns_rows_and_the_decode_shift_table():
     report = _report()
     text = markdown(report)
+    assert "- Command: `detector bench throughput`" in text  # every results file names the command that made it
     assert "| pipeline bound frames/s |" in text and "| service/pipeline bound |" in text
     assert "| 80.0 (1/4) |" in text and "| 0.50x |" in text and "| 50.0 (whole) |" in text
     assert "| onnx pipeline (decode+letterbox+forward+NMS), decode 1/4 | 720p | | 4 | 50.0 | 80.0 |" in text
