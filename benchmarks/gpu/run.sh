@@ -169,5 +169,7 @@ set +e
 "${CMD[@]}" 2>&1 | tee "$LOGS/bench.log"
 STATUS=${PIPESTATUS[0]}
 set -e
-say "bench exit status $STATUS after $((SECONDS - START_S)) s in all; results under $OUT/<device>/<date>/, this run's logs in $LOGS"
+say "bench exit status $STATUS after $((SECONDS - START_S)) s in all; results under $OUT/<device>/<date>/, this run's logs in $LOGS.tar.gz"
+# One archive for the logs: the device tool brings back at most 8 files (the bench writes 5).
+tar -czf "$LOGS.tar.gz" -C "$(dirname "$LOGS")" "$(basename "$LOGS")" && rm -rf "$LOGS"
 exit "$STATUS"
