@@ -84,9 +84,25 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
         "--tile", metavar="TILE_PX:OVERLAP_PX", help="write each frame's tiles (as a tiled source is cut), e.g. 960:192"
     )
 
+    realism = commands.add_parser(
+        "realism",
+        help="domain gap: a COCO model's recall on a render's cars, trucks, people; its detections on real photos",
+    )
+    realism.add_argument("--scenario-dir", required=True, type=Path, help="folder written by `detector sim render`")
+    realism.add_argument("--weights", type=Path, help="COCO checkpoint (default ../shared/pretrained/yolo11n-coco.pt)")
+    realism.add_argument(
+        "--photos", nargs="*", type=Path, help="folders of real photos (default ../shared/datasets/city-garbage/images)"
+    )
+    realism.add_argument("--max-photos", type=int, default=60, help="photos at most, spread over the folders")
+    realism.add_argument("--conf", type=float, default=0.25, help="detection confidence threshold")
+    realism.add_argument("--imgsz", type=int, default=640, help="model input size")
+    realism.add_argument("--every-s", type=float, default=1.0, help="one frame every this many seconds")
+    realism.add_argument("--out", type=Path, help="write FILE.json and FILE.md")
+
 
 def run(args: argparse.Namespace) -> int:
-    handlers = {"render": _render, "score": _score, "composites": _composites, "export-yolo": _export}
+    handlers = {"render": _render, "score": _score, "composites": _composites, "export-yolo": _export,
+                "realism": _realism}  # fmt: skip
     try:
         return handlers[args.sim_command](args)
     except (ValueError, ValidationError) as exc:  # bad settings or input files: say what to fix
@@ -187,6 +203,32 @@ def _composites(args: argparse.Namespace) -> int:
     images = render_composites(source, list(args.classes), args.out)
     boxes = sum(len(i.boxes) for i in images)
     print(f"wrote {len(images)} composites with {boxes} boxes to {args.out}/images and {args.out}/labels")
+    return 0
+
+
+def _realism(args: argparse.Namespace) -> int:
+    from detector.sim.realism import DEFAULT_PHOTOS, DEFAULT_WEIGHTS, measure_realism
+
+    report = measure_realism(
+        args.scenario_dir,
+        weights=args.weights or DEFAULT_WEIGHTS,
+        photos=args.photos if args.photos is not None else [DEFAULT_PHOTOS],
+        max_photos=args.max_photos,
+        conf=args.conf,
+        every_s=args.every_s,
+        imgsz=args.imgsz,
+    )
+    print(report.text())
+    if args.out is not None:
+        import shlex
+
+        from detector.bench.machine import machine_info
+
+        info = machine_info("cpu")
+        command = shlex.join(["detector", *sys.argv[1:]])
+        report.header = info.markdown_header("", {k: info.versions[k] for k in ("torch", "ultralytics")}, command)[2:]
+        for path in report.write(args.out):
+            print(f"wrote {path}")
     return 0
 
 

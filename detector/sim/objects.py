@@ -31,6 +31,12 @@ Rng = np.random.Generator
 # Unified detection classes the simulator labels (detector/train class names); scenery has no label.
 LABELLED = ("stall", "cart", "goods", "garbage", "garbage_bin", "overflow", "pothole")
 
+# Unlabelled movers that a COCO detector has a class for: their boxes are written to the truth as distractors
+# (``TruthFrame.distractors``), so that a COCO model's recall on them measures how real the renders look. A van is
+# what COCO annotates as a car; a box truck is a truck. Stall umbrellas and cargo tricycles are parts of labelled
+# objects (stall, cart), not distractors; the simulator draws no bus, bicycle or motorcycle.
+COCO_CLASSES: dict[str, str] = {"car": "car", "van": "car", "truck": "truck", "pedestrian": "person"}
+
 
 @dataclass(frozen=True)
 class Model:

@@ -9,7 +9,7 @@ on, so a box and a visibility always describe the pixels that were drawn, occlus
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -18,6 +18,7 @@ import numpy.typing as npt
 from detector.geo.camera import PinholeCamera
 from detector.sim.effects import Look
 from detector.sim.ground import GroundMap, ground_homography
+from detector.sim.objects import COCO_CLASSES
 from detector.sim.world import PlacedObject, World
 from detector.types import ImageArray
 
@@ -53,6 +54,7 @@ class View:
     image: ImageArray
     ids: IdArray  # object id per pixel, 0 where only ground or sky was drawn
     boxes: list[ObjectBox]
+    distractors: list[ObjectBox] = field(default_factory=list)  # unlabelled objects with a COCO class, if asked
 
 
 @dataclass
@@ -94,6 +96,7 @@ class Renderer:
         shadows: bool = True,
         static_camera: bool = False,
         labelled_only: bool = False,
+        distractors: bool = False,
     ) -> None:
         self.world = world
         self.ground = ground
@@ -101,6 +104,7 @@ class Renderer:
         self.shadows = shadows
         self.static_camera = static_camera
         self.labelled_only = labelled_only  # composites over photos draw only the objects they label
+        self.distractors = distractors  # also measure unlabelled cars, trucks and people (reads the id buffer only)
         self._ground_cache: ImageArray | None = None
 
     def render(self, camera: PinholeCamera, t_s: float, background: ImageArray | None = None) -> View:
@@ -123,7 +127,11 @@ class Renderer:
             self._draw(camera, p, image, ids, drawn, decals=False)
         labels = {o.id for o in self.world.objects if o.label is not None}
         boxes = [b for oid, polys in drawn.items() if oid in labels and (b := _measure(oid, polys, ids)) is not None]
-        return View(image, ids, boxes)
+        others: list[ObjectBox] = []
+        if self.distractors:
+            coco = {o.id for o in live if o.label is None and o.model.kind in COCO_CLASSES}
+            others = [b for oid, polys in drawn.items() if oid in coco and (b := _measure(oid, polys, ids)) is not None]
+        return View(image, ids, boxes, others)
 
     def _base(self, camera: PinholeCamera, background: ImageArray | None) -> ImageArray:
         w, h = camera.intrinsics.width_px, camera.intrinsics.height_px

@@ -22,10 +22,11 @@ from tqdm import tqdm
 from detector.geo.camera import PinholeCamera
 from detector.geo.srt import SrtCue, write_srt
 from detector.sim.effects import FrameEffects
+from detector.sim.objects import COCO_CLASSES
 from detector.sim.render import ObjectBox, Renderer, clip_near
 from detector.sim.scenarios import SCENARIOS, Plan
 from detector.sim.service_config import service_document, write_service_yaml
-from detector.sim.truth import Truth, TruthBox, TruthFrame, TruthObject, span_s
+from detector.sim.truth import DistractorBox, Truth, TruthBox, TruthFrame, TruthObject, span_s
 from detector.sim.video import Mp4Writer
 from detector.sim.views import FlightSettings, telemetry_cues
 from detector.types import ImageArray
@@ -157,6 +158,14 @@ def _truth_boxes(boxes: list[ObjectBox]) -> tuple[TruthBox, ...]:
     return tuple(TruthBox(b.object_id, b.box, b.visible_box, b.visibility, b.truncated) for b in boxes)
 
 
+def _distractor_boxes(boxes: list[ObjectBox], kinds: dict[int, str]) -> tuple[DistractorBox, ...]:
+    return tuple(
+        DistractorBox(b.object_id, COCO_CLASSES[kinds[b.object_id]], kinds[b.object_id], b.box, b.visible_box,
+                      b.visibility, b.truncated)
+        for b in boxes
+    )  # fmt: skip
+
+
 def render_scenario(
     name: str,
     out_dir: Path,
@@ -184,7 +193,8 @@ def render_scenario(
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     times = np.arange(int(plan.duration_s * rate)) / rate
-    renderer = Renderer(plan.world, plan.ground, plan.look, static_camera=plan.pole is not None)
+    renderer = Renderer(plan.world, plan.ground, plan.look, static_camera=plan.pole is not None, distractors=True)
+    kinds = {o.id: o.model.kind for o in plan.world.objects if o.label is None and o.model.kind in COCO_CLASSES}
     effects = FrameEffects(plan.look, width, height, seed)
     truth = Truth(plan.name, seed, plan.name, plan.camera, width, height, rate, float(len(times) / rate),
                   plan.start_ts, plan.dwell_s, plan.world.anchor_lat, plan.world.anchor_lon,
@@ -222,7 +232,9 @@ def render_scenario(
             if writer is not None:
                 writer.write(image)
             boxes = _truth_boxes(view.boxes)
-            truth.frames.append(TruthFrame(i, float(t), boxes, pose, _cue_dict(cues[i]) if cues else None))
+            telemetry = _cue_dict(cues[i]) if cues else None
+            others = _distractor_boxes(view.distractors, kinds)
+            truth.frames.append(TruthFrame(i, float(t), boxes, pose, telemetry, others))
             if best is None or len(boxes) > len(best[2]):
                 best = (i, image, boxes)
     finally:

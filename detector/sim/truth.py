@@ -13,11 +13,18 @@ Layout (times are scenario seconds: 0 is the first frame, whose capture time is 
                   "appear_s": 18.0, "leave_s": 218.0}],       # null: there before the start / still there at the end
      "frames": [{"index": 0, "t_s": 0.0, "pose": {..} | null, "telemetry": {..} | null,
                  "objects": [{"id": 7, "box": [x1, y1, x2, y2], "visible_box": [..] | null, "visibility": 0.93,
-                              "truncated": false}]}]}
+                              "truncated": false}],
+                 "distractors": [{"id": 412, "class": "car", "kind": "van", "box": [..], "visible_box": [..],
+                                  "visibility": 0.71, "truncated": false}]}]}
 
 ``box`` bounds the whole object inside the image as if unoccluded; ``visible_box`` what is actually seen. A drone
 frame's ``pose`` is the true camera pose (ENU metres around the anchor, DJI angles); ``telemetry`` is what the
 .SRT says for that frame, errors included.
+
+``distractors`` are the unlabelled things in the frame that a COCO detector has a class for (cars and vans as
+``car``, trucks as ``truck``, pedestrians and vendors as ``person``; see ``detector.sim.objects.COCO_CLASSES``),
+measured on the same id buffer as the violations. They are not violations: the scorer and export ignore them;
+``detector sim realism`` uses them. Files written before they existed have none (an empty tuple).
 """
 
 from __future__ import annotations
@@ -61,12 +68,26 @@ class TruthBox:
 
 
 @dataclass(frozen=True)
+class DistractorBox:
+    """An unlabelled object in one frame with the COCO class a real detector would give it."""
+
+    id: int
+    cls: str  # COCO class name: car, truck, person
+    kind: str  # the simulator's model kind: car, van, truck, pedestrian
+    box: Box
+    visible_box: Box | None
+    visibility: float
+    truncated: bool
+
+
+@dataclass(frozen=True)
 class TruthFrame:
     index: int
     t_s: float
     objects: tuple[TruthBox, ...]
     pose: dict[str, float] | None = None
     telemetry: dict[str, float | None] | None = None
+    distractors: tuple[DistractorBox, ...] = ()
 
 
 @dataclass
@@ -143,6 +164,18 @@ class Truth:
                 ),
                 pose=f.get("pose"),
                 telemetry=f.get("telemetry"),
+                distractors=tuple(
+                    DistractorBox(
+                        int(d["id"]),
+                        str(d["class"]),
+                        str(d.get("kind", d["class"])),
+                        _box(d["box"]),
+                        _box(d["visible_box"]) if d.get("visible_box") else None,
+                        float(d["visibility"]),
+                        bool(d.get("truncated", False)),
+                    )
+                    for d in f.get("distractors", [])
+                ),
             )
             for f in data["frames"]
         ]
@@ -209,6 +242,18 @@ def _frame_dict(f: TruthFrame) -> dict[str, Any]:
                 "truncated": b.truncated,
             }
             for b in f.objects
+        ],
+        "distractors": [
+            {
+                "id": d.id,
+                "class": d.cls,
+                "kind": d.kind,
+                "box": [round(v, 1) for v in d.box],
+                "visible_box": [round(v, 1) for v in d.visible_box] if d.visible_box else None,
+                "visibility": round(d.visibility, 3),
+                "truncated": d.truncated,
+            }
+            for d in f.distractors
         ],
     }
 
