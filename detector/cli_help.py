@@ -35,6 +35,7 @@ EXAMPLES: dict[str, str] = {
     "detector sim score": "detector sim score --truth /tmp/ms/truth.json --events events.jsonl",
     "detector sim composites": "detector sim composites --out /tmp/comp --images 100",
     "detector sim export-yolo": "detector sim export-yolo --scenario-dir /tmp/ms --out /tmp/ms-yolo",
+    "detector sim realism": "detector sim realism --scenario-dir /tmp/ms --every-s 2 --out /tmp/ms-realism",
     "detector bench": "detector bench throughput --no-baseline",
     "detector bench throughput": "detector bench throughput --no-baseline --out /tmp/bench",
     "detector bench incident-latency": "detector bench incident-latency --scenario-dir /tmp/ms --speed 0",

@@ -49,7 +49,7 @@ from detector.rules import RulesEngine
 from detector.rules.zones import zone_summaries
 from detector.store.base import IncidentStore, open_store
 from detector.store.errors import StoreError
-from detector.threads import apply_process_threads, plan_threads
+from detector.threads import ThreadBudget, apply_process_threads, plan_threads
 from detector.tracking import TrackerPool
 
 if TYPE_CHECKING:
@@ -269,6 +269,14 @@ def _decode_device(config: ServiceConfig, engine: Engine) -> torch.device | None
     return torch.device(engine.device)
 
 
+def _thread_budget(config: ServiceConfig) -> ThreadBudget:
+    """Plan the thread budget for the model's device, size the process-wide pools, and log it."""
+    budget = plan_threads(config.threads, config.model.device)
+    apply_process_threads(budget)
+    log.info("thread budget", extra=budget.as_log())
+    return budget
+
+
 async def start_service(config: ServiceConfig, engine: Engine | None = None) -> Service:
     """Bind the port, load and warm the model, then report SERVING. Health says NOT_SERVING until then."""
     s = config.server
@@ -288,10 +296,7 @@ async def start_service(config: ServiceConfig, engine: Engine | None = None) -> 
 
     rpc = GrpcServer(s, config.auth, refused)
     await rpc.set_health(False)
-    budget = plan_threads(config.threads, config.model.device)
-    apply_process_threads(budget)
-    log.info("thread budget", extra=budget.as_log())
-    decoder = ThreadPoolExecutor(budget.decode, thread_name_prefix="decode")
+    decoder: ThreadPoolExecutor | None = None  # sized by the thread budget, planned once the server answers
     ingest = IngestService(s, config.ingest, metrics)
     rpc.add_ingest(ingest)
     store = await asyncio.to_thread(open_store, config.store)
@@ -303,7 +308,6 @@ async def start_service(config: ServiceConfig, engine: Engine | None = None) -> 
     try:
         port = rpc.bind()
     except BaseException:
-        decoder.shutdown(wait=False)
         store.close()
         raise
     await rpc.server.start()  # health answers NOT_SERVING while the model loads
@@ -313,6 +317,8 @@ async def start_service(config: ServiceConfig, engine: Engine | None = None) -> 
     try:
         if config.cluster.enabled:
             replica = await _open_replica(config, port)
+        budget = await asyncio.to_thread(_thread_budget, config)  # imports torch: NOT_SERVING meanwhile
+        decoder = ThreadPoolExecutor(budget.decode, thread_name_prefix="decode")
         if engine is None:
             threads = InferenceThreads(budget.inference, budget.inference_inter_op, budget.spin)
             engine = await asyncio.to_thread(engine_for, config.model, threads)
@@ -342,7 +348,8 @@ async def start_service(config: ServiceConfig, engine: Engine | None = None) -> 
         await rpc.server.stop(0)
         if replica is not None:
             await replica.close(release=False)
-        decoder.shutdown(wait=False)
+        if decoder is not None:
+            decoder.shutdown(wait=False)
         store.close()
         raise
     log.info(

@@ -20,8 +20,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from detector.cluster.ownership import SourceOwnership
 from detector.geo.stage import GeoStage
@@ -39,6 +40,7 @@ from detector.store.errors import StoreError
 from detector.tracking import TrackerPool
 from detector.types import STREAM_HEALTH, Detections, EventType, Frame, GroundFixes, IncidentEvent
 
+T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 Observer = Callable[["Frame | None", "FrameOutcome"], None]
@@ -158,7 +160,7 @@ class FramePipeline:
             if self.ownership is not None and self.ownership.take_resume(source_id):
                 await self._resume(source_id)
             started = time.perf_counter()
-            tracked, fixes, events = await self._after_model(frame, inference.detections)
+            tracked, fixes, events = await _uncancelled(self._after_model(frame, inference.detections))
             timings = FrameTimings(
                 decode_ms,
                 inference.queued_ms,
@@ -302,3 +304,22 @@ class FramePipeline:
         outcome = FrameOutcome(source_id, seq, self.core.dropped_total(source_id), FrameError(exc.code, exc.message))
         self._observe(None, outcome)
         return outcome
+
+
+async def _uncancelled(work: Coroutine[Any, Any, T]) -> T:
+    """Run ``work`` to its end even when the caller is cancelled meanwhile (a gateway that drops its stream), then
+    let the cancel through. The after-model stage changes the rules' state before it writes the events that
+    state produced: cut between the two, an OPENED would be lost and a later CLEARED left without its opening."""
+    task = asyncio.ensure_future(work)
+    cancelled = False
+    while True:
+        try:
+            result = await asyncio.shield(task)
+            break
+        except asyncio.CancelledError:
+            if task.done():  # the work itself was cancelled (the loop is closing): nothing left to finish
+                raise
+            cancelled = True
+    if cancelled:
+        raise asyncio.CancelledError
+    return result
