@@ -38,6 +38,7 @@ import numpy as np
 from tqdm import tqdm
 
 from detector.paths import REPO_ROOT
+from detector.sim.score import iou
 from detector.sim.truth import Box, DistractorBox, Truth
 from detector.train.dataset import IMAGE_SUFFIXES
 from detector.types import ImageArray
@@ -179,14 +180,6 @@ def _pct(value: float | None) -> str:
 
 def _num(value: Any) -> str:
     return "-" if value is None else f"{value:.2f}"
-
-
-def iou(a: Box, b: Box) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 def counted(d: DistractorBox, min_visibility: float, min_height_px: float) -> bool:

@@ -233,28 +233,19 @@ def _frame_dict(f: TruthFrame) -> dict[str, Any]:
         "t_s": round(f.t_s, 4),
         "pose": f.pose,
         "telemetry": f.telemetry,
-        "objects": [
-            {
-                "id": b.id,
-                "box": [round(v, 1) for v in b.box],
-                "visible_box": [round(v, 1) for v in b.visible_box] if b.visible_box else None,
-                "visibility": round(b.visibility, 3),
-                "truncated": b.truncated,
-            }
-            for b in f.objects
-        ],
-        "distractors": [
-            {
-                "id": d.id,
-                "class": d.cls,
-                "kind": d.kind,
-                "box": [round(v, 1) for v in d.box],
-                "visible_box": [round(v, 1) for v in d.visible_box] if d.visible_box else None,
-                "visibility": round(d.visibility, 3),
-                "truncated": d.truncated,
-            }
-            for d in f.distractors
-        ],
+        "objects": [_seen_dict(b) for b in f.objects],
+        "distractors": [{"id": d.id, "class": d.cls, "kind": d.kind, **_seen_dict(d)} for d in f.distractors],
+    }
+
+
+def _seen_dict(b: TruthBox | DistractorBox) -> dict[str, Any]:
+    """Where an object is seen in one frame: its box, visible box, visibility and whether the frame cuts it."""
+    return {
+        **({"id": b.id} if isinstance(b, TruthBox) else {}),
+        "box": [round(v, 1) for v in b.box],
+        "visible_box": [round(v, 1) for v in b.visible_box] if b.visible_box else None,
+        "visibility": round(b.visibility, 3),
+        "truncated": b.truncated,
     }
 
 
