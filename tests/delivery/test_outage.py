@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import getpass
 import json
 import shutil
 import signal
@@ -104,6 +105,10 @@ class MosquittoPeer:
         self.conf.write_text(
             f"listener {self.port} {HOST}\nallow_anonymous true\npersistence true\n"
             f"persistence_location {tmp / 'mosquitto'}/\nautosave_interval 1\n"
+            # Started as root, Mosquitto drops to the user 'mosquitto', which cannot write into this test's
+            # folder: the subscriber's session was then not saved, and whether the catch-up reached it depended
+            # on who reconnected first. Staying the user that runs the test keeps the persistence working.
+            f"user {getpass.getuser()}\n"
         )
         self.log = (tmp / "mosquitto.log").open("ab")
         self.proc: subprocess.Popen[bytes] | None = None
