@@ -36,7 +36,7 @@ from detector.incidents import EventWriter, EvidenceStage, SharedIncidents
 from detector.incidents.feedback_watch import FeedbackWatcher
 from detector.incidents.hard_negatives import HardNegatives
 from detector.inference.batcher import BatchRecord, InferenceCore
-from detector.inference.engine import Engine, InferenceThreads, engine_for
+from detector.inference.engine import Engine, engine_for
 from detector.inference.tiling import TilingPolicy
 from detector.ingest.admission import Admission
 from detector.ingest.decoder import FrameDecoder
@@ -320,8 +320,7 @@ async def start_service(config: ServiceConfig, engine: Engine | None = None) -> 
         budget = await asyncio.to_thread(_thread_budget, config)  # imports torch: NOT_SERVING meanwhile
         decoder = ThreadPoolExecutor(budget.decode, thread_name_prefix="decode")
         if engine is None:
-            threads = InferenceThreads(budget.inference, budget.inference_inter_op, budget.spin)
-            engine = await asyncio.to_thread(engine_for, config.model, threads)
+            engine = await asyncio.to_thread(engine_for, config.model, budget.model_threads())
         await asyncio.to_thread(engine.warmup, config.model.warmup_batch_sizes)
         health = SourceHealth(config.console, config.rules, engine.class_names) if s.http_port else None
         links = EvidenceLinks(s.evidence_links) if s.evidence_links is not None else None

@@ -30,6 +30,8 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from detector.inference.engine import InferenceThreads
+
 
 class ThreadSettings(BaseModel):
     """Section ``threads``: every value None is derived from the cores (see detector/threads.py)."""
@@ -80,6 +82,10 @@ class ThreadBudget:
     spin: bool
     opencv: int
     why: str
+
+    def model_threads(self) -> InferenceThreads:
+        """What the engine is built with: each forward pass's intra- and inter-op threads, and spinning."""
+        return InferenceThreads(self.inference, self.inference_inter_op, self.spin)
 
     def as_log(self) -> dict[str, object]:
         return {

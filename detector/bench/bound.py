@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from detector import yolo_env
 from detector.bench.frames import FrameSet
-from detector.inference.engine import Engine, InferenceThreads, ModelSettings, build_engine
+from detector.inference.engine import Engine, ModelSettings, build_engine
 from detector.inference.letterbox import letterbox_batch
 from detector.inference.tiling import Tile
 from detector.inference.yolo_engine import size_onnx_session
@@ -192,7 +192,7 @@ def _engine_bound(
     yolo_env.prepare()
     from ultralytics.nn.autobackend import AutoBackend
 
-    threads = InferenceThreads(budget.inference, budget.inference_inter_op, budget.spin)
+    threads = budget.model_threads()
     engine = build_engine(backend, settings, threads)
     device = torch.device(engine.device)
     half = settings.half and device.type == "cuda"

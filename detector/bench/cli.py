@@ -13,13 +13,14 @@ from pathlib import Path
 from detector.cli_help import add_settings_args, hide_aliases
 from detector.config import DEFAULT_WEIGHTS
 from detector.inference.engine import ModelSettings, resolve_imgsz
+from detector.paths import SHARED_ROOT
 
 SERVICE_IMGSZ = ModelSettings().imgsz  # None: the checkpoint's training size, resolved when a command runs
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_OUT = REPO / "benchmarks" / "results"
 DEFAULT_CACHE = REPO / ".cache" / "bench"
-DEFAULT_DATASETS = REPO.parent / "shared" / "datasets"
+DEFAULT_DATASETS = SHARED_ROOT / "datasets"
 
 
 def _ints(text: str) -> tuple[int, ...]:

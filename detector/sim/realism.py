@@ -37,15 +37,14 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from detector.paths import REPO_ROOT
+from detector.paths import SHARED_ROOT
 from detector.sim.score import iou
 from detector.sim.truth import Box, DistractorBox, Truth
 from detector.train.dataset import IMAGE_SUFFIXES
 from detector.types import ImageArray
 
-SHARED = REPO_ROOT.parent / "shared"
-DEFAULT_WEIGHTS = SHARED / "pretrained" / "yolo11n-coco.pt"
-DEFAULT_PHOTOS = SHARED / "datasets" / "city-garbage" / "images"
+DEFAULT_WEIGHTS = SHARED_ROOT / "pretrained" / "yolo11n-coco.pt"
+DEFAULT_PHOTOS = SHARED_ROOT / "datasets" / "city-garbage" / "images"
 # The COCO classes of street life; the simulator draws the first three (objects.COCO_CLASSES), the rest are
 # reported so that what the model sees in renders and photos can be compared.
 CLASSES = ("car", "truck", "bus", "person", "bicycle", "motorcycle", "umbrella")
