@@ -174,6 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--size", help="rendered frame size WxH for every scenario (default: 1280x720 camera, 1920x1080 drone)"
     )
     demo.add_argument("--no-tiling", action="store_true", help="run the drone's frames whole, untiled")
+    demo.add_argument(
+        "--no-sprites", action="store_true", help="draw people and vehicles as meshes, not photo cut-outs (../shared)"
+    )
     demo.add_argument("--imgsz", type=int, default=640, help="model input size the demo's service runs at")
 
     store = commands.add_parser("store", help="maintain the incident store (SQLite or PostgreSQL)")
@@ -339,6 +342,7 @@ def _demo(args: argparse.Namespace) -> int:
         fps=args.fps,
         sizes=sizes,
         tile_drone=not args.no_tiling,
+        sprites=not args.no_sprites,
         weights=args.weights or DEFAULT_WEIGHTS,
         minutes=args.minutes,
         imgsz=args.imgsz,

@@ -49,6 +49,7 @@ class DemoSettings:
     # and a 2-fps demo has the CPU time for it (weights/MODEL_CARD.md).
     imgsz: int = 640
     tile_drone: bool = True
+    sprites: bool = True  # people and vehicles as photo cut-outs (the bank is built from ../shared on first use)
 
     def size(self, name: str) -> tuple[int, int]:
         for scenario, width, height in self.sizes:
@@ -57,19 +58,23 @@ class DemoSettings:
         return FIELD_SIZES.get(name, (1280, 720))
 
 
-def scenario_dir(settings: DemoSettings, name: str) -> Path:
+def scenario_dir(settings: DemoSettings, name: str, sprites: str = "") -> Path:
+    """The cached render of one scenario; ``sprites``: the sprite bank's fingerprint ("" when drawn as meshes)."""
     length = "" if settings.minutes is None else f"-{settings.minutes:g}min"
     width, height = settings.size(name)
-    return settings.cache_dir / f"{name}-seed{settings.seed}-{width}x{height}-{settings.fps:g}fps{length}"
+    look = f"-sprites-{sprites}" if sprites else ""
+    return settings.cache_dir / f"{name}-seed{settings.seed}-{width}x{height}-{settings.fps:g}fps{length}{look}"
 
 
 def ensure_rendered(settings: DemoSettings) -> dict[str, Path]:
     """Render each scenario once; later runs reuse the cache (a scenario is reused only when complete)."""
     from detector.sim.runner import render_scenario
+    from detector.sim.sprites import ensure_bank
 
+    bank = ensure_bank("scenario") if settings.sprites else None
     dirs = {}
     for name in SCENARIOS:
-        folder = scenario_dir(settings, name)
+        folder = scenario_dir(settings, name, bank.fingerprint if bank is not None else "")
         if not (folder / "truth.json").exists() or not (folder / "video.mp4").exists():
             partial = folder.with_name(folder.name + ".partial")
             shutil.rmtree(partial, ignore_errors=True)
@@ -83,6 +88,7 @@ def ensure_rendered(settings: DemoSettings) -> dict[str, Path]:
                 fps=settings.fps,
                 width=width,
                 height=height,
+                sprites=bank,
             )
             print(summary.text(), flush=True)
             shutil.rmtree(folder, ignore_errors=True)

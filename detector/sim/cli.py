@@ -13,10 +13,14 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
 from detector.sim.scenarios import SCENARIOS
+
+if TYPE_CHECKING:
+    from detector.sim.sprites import SpriteBank
 
 
 def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -41,6 +45,12 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
         "heading 2 deg, gimbal pitch 0.5 deg)",
     )
     render.add_argument("--no-video", action="store_true", help="write the truth only (fast)")
+    render.add_argument(
+        "--sprites",
+        type=Path,
+        help="sprite bank for people and vehicles (default .cache/sprites when built: `detector sim sprites`)",
+    )
+    render.add_argument("--no-sprites", action="store_true", help="draw people and vehicles as meshes")
     render.add_argument("--json", action="store_true", help="print the summary as JSON")
 
     score = commands.add_parser("score", help="score incident events (detector subscribe --json) against a truth")
@@ -99,10 +109,23 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     realism.add_argument("--every-s", type=float, default=1.0, help="one frame every this many seconds")
     realism.add_argument("--out", type=Path, help="write FILE.json and FILE.md")
 
+    sprites = commands.add_parser(
+        "sprites",
+        help="cut people, cars and trucks out of real photos (../shared) for the renders (a COCO model + GrabCut)",
+        description="Example: detector sim sprites   (writes .cache/sprites; renders use it when it exists)",
+    )
+    sprites.add_argument("--out", type=Path, help="bank folder (default .cache/sprites)")
+    sprites.add_argument("--weights", type=Path, help="COCO checkpoint (default ../shared/pretrained/yolo11n-coco.pt)")
+    sprites.add_argument("--min-conf", type=float, default=0.4, help="COCO confidence a cut-out needs (default 0.4)")
+    sprites.add_argument("--max-photos", type=int, default=0, help="photos per source folder at most (0: all)")
+    sprites.add_argument(
+        "--recheck", action="store_true", help="only drop the bank's cut-outs the model no longer finds alone"
+    )
+
 
 def run(args: argparse.Namespace) -> int:
     handlers = {"render": _render, "score": _score, "composites": _composites, "export-yolo": _export,
-                "realism": _realism}  # fmt: skip
+                "realism": _realism, "sprites": _sprites}  # fmt: skip
     try:
         return handlers[args.sim_command](args)
     except (ValueError, ValidationError) as exc:  # bad settings or input files: say what to fix
@@ -145,6 +168,7 @@ def _render(args: argparse.Namespace) -> int:
         height=height,
         flight=flight,
         video=not args.no_video,
+        sprites=_bank(args.sprites, args.no_sprites, "scenario"),
     )
     if args.json:
         data = {**summary.__dict__, "out_dir": str(summary.out_dir)}
@@ -152,6 +176,15 @@ def _render(args: argparse.Namespace) -> int:
     else:
         print(summary.text())
     return 0
+
+
+def _bank(folder: Path | None, off: bool, split: str) -> SpriteBank | None:
+    """The sprite bank a render uses: none with --no-sprites, the given folder, or the default one when built."""
+    from detector.sim.sprites import SpriteBank, default_bank
+
+    if off:
+        return None
+    return SpriteBank(folder, split) if folder is not None else default_bank(split)
 
 
 def _score(args: argparse.Namespace) -> int:
@@ -229,6 +262,24 @@ def _realism(args: argparse.Namespace) -> int:
         report.header = info.markdown_header("", {k: info.versions[k] for k in ("torch", "ultralytics")}, command)[2:]
         for path in report.write(args.out):
             print(f"wrote {path}")
+    return 0
+
+
+def _sprites(args: argparse.Namespace) -> int:
+    from detector.sim.realism import DEFAULT_WEIGHTS
+    from detector.sim.sprites import DEFAULT_BANK, DEFAULT_SOURCES, harvest, realism_photos_excluded, recheck
+
+    missing = [str(folder) for folder, _ in DEFAULT_SOURCES if not folder.exists()]
+    if missing:
+        raise ValueError(f"the photo folders {missing} are missing (../shared beside the repository)")
+    out = args.out or DEFAULT_BANK
+    if args.recheck:
+        kept, dropped = recheck(out, weights=args.weights or DEFAULT_WEIGHTS, min_conf=args.min_conf)
+        print(f"sprite bank {out}: kept {kept}, dropped {dropped} the model does not find alone")
+        return 0
+    report = harvest(DEFAULT_SOURCES, out, weights=args.weights or DEFAULT_WEIGHTS, min_conf=args.min_conf,
+                     max_photos=args.max_photos, exclude=realism_photos_excluded())  # fmt: skip
+    print(f"sprite bank {out}: {report.text()}")
     return 0
 
 

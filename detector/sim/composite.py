@@ -27,6 +27,7 @@ from detector.sim.effects import FrameEffects, Look
 from detector.sim.ground import GroundMap
 from detector.sim.render import Renderer
 from detector.sim.scenery import furnish, make_room, place, traffic
+from detector.sim.sprites import SpriteBank
 from detector.sim.world import SimObject, Street, World
 from detector.train.config import SimSource
 from detector.train.dataset import IMAGE_SUFFIXES, LabelledImage, read_yolo_label
@@ -151,6 +152,7 @@ def render_composites(
     if missing:
         raise ValueError(f"classes {missing} of source {source.name!r} are not in the unified class list {classes}")
     backgrounds = list_backgrounds(source.backgrounds, classes, exclude)
+    bank = SpriteBank(source.sprites, "train").without(exclude) if source.sprites is not None else None
     for sub in ("images", "labels"):
         (out / sub).mkdir(parents=True, exist_ok=True)
     if backgrounds:
@@ -171,7 +173,7 @@ def render_composites(
             world, targets = _world(world_rng, list(source.classes), with_ground=not backgrounds)
             look = Look.random(world_rng)
             ground = None if backgrounds else GroundMap.paint(world.street, look, world_rng, res_m=0.06)
-            renderer = Renderer(world, ground, look, labelled_only=bool(backgrounds))
+            renderer = Renderer(world, ground, look, labelled_only=bool(backgrounds), sprites=bank)
             effects = FrameEffects(look, size, size, source.seed + i)
         camera = _camera(rng, targets[int(rng.integers(len(targets)))], size)
         photo = None

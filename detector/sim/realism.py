@@ -48,6 +48,11 @@ DEFAULT_PHOTOS = SHARED_ROOT / "datasets" / "city-garbage" / "images"
 # The COCO classes of street life; the simulator draws the first three (objects.COCO_CLASSES), the rest are
 # reported so that what the model sees in renders and photos can be compared.
 CLASSES = ("car", "truck", "bus", "person", "bicycle", "motorcycle", "umbrella")
+HEIGHT_BANDS = ((0.0, 32.0), (32.0, 64.0), (64.0, 128.0), (128.0, math.inf))  # visible box height, frame pixels
+
+
+def band_name(lo: float, hi: float) -> str:
+    return f"{lo:g}-{hi:g} px" if math.isfinite(hi) else f">= {lo:g} px"
 
 
 @dataclass(frozen=True)
@@ -68,6 +73,9 @@ class ClassStats:
     unmatched: int = 0
     photo_detections: int = 0
     photos_with: int = 0
+    # Per height band of the visible truth box (HEIGHT_BANDS): [truth, matched]. Small objects are where a COCO
+    # model misses on real photos too, so recall per band separates the look of a render from its scale.
+    by_height: list[list[int]] = field(default_factory=lambda: [[0, 0] for _ in HEIGHT_BANDS])
 
     def recall(self) -> float | None:
         return self.matched / self.truth if self.truth else None
@@ -106,6 +114,10 @@ class RealismReport:
                 "photo_detections": s.photo_detections,
                 "photo_detections_per_image": _round(s.photo_detections / len(self.photos) if self.photos else None),
                 "photos_with_class": s.photos_with,
+                "recall_by_height": {
+                    band_name(lo, hi): {"truth": t, "matched": m, "recall": _round(m / t if t else None)}
+                    for (lo, hi), (t, m) in zip(HEIGHT_BANDS, s.by_height, strict=True)
+                },
             }
         return {
             "scenario": self.scenario,
@@ -158,6 +170,14 @@ class RealismReport:
         lines += ["| " + " | ".join(r) + " |" for r in rows[1:]]
         lines += ["", f"Scenario folder: `{self.scenario_dir}`. Real photos have no car/person truth: their columns "
                   "are detections per image and the photos with at least one.", ""]  # fmt: skip
+        lines += ["Recall by the height of the visible truth box in the frame (matched / truth):", ""]
+        lines.append("| class | " + " | ".join(band_name(lo, hi) for lo, hi in HEIGHT_BANDS) + " |")
+        lines.append("|---|" + "---:|" * len(HEIGHT_BANDS))
+        for name, st in self.classes.items():
+            if st.truth:
+                cells = [f"{_pct(m / t if t else None)} ({m}/{t})" for t, m in st.by_height]
+                lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        lines.append("")
         return "\n".join(lines)
 
     def write(self, out: Path) -> list[Path]:
@@ -333,6 +353,12 @@ def add_frame(report: RealismReport, distractors: Sequence[DistractorBox], detec
         stats.detections += len(dets)
         stats.matched += sum(1 for k in taken if k is not None)
         stats.matched_any += sum(1 for d, k in zip(fair, any_taken, strict=True) if d.cls == name and k is not None)
+        for t, k in zip(truths, taken, strict=True):
+            assert t.visible_box is not None  # counted() keeps only boxes with one
+            height = t.visible_box[3] - t.visible_box[1]
+            band = next(i for i, (lo, hi) in enumerate(HEIGHT_BANDS) if lo <= height < hi)
+            stats.by_height[band][0] += 1
+            stats.by_height[band][1] += k is not None
         stats.unmatched += len(dets) - len(over_truth)
 
 

@@ -19,6 +19,7 @@ from detector.geo.camera import PinholeCamera
 from detector.sim.effects import Look
 from detector.sim.ground import GroundMap, ground_homography
 from detector.sim.objects import COCO_CLASSES
+from detector.sim.sprites import SpriteBank
 from detector.sim.world import PlacedObject, World
 from detector.types import ImageArray
 
@@ -30,6 +31,11 @@ NEAR_M = 0.5  # faces are clipped this far in front of the camera
 FAR_M = 600.0
 _SHIFT = 4  # sub-pixel bits for cv2.fillPoly
 _ONE = 1 << _SHIFT
+# Seen from higher than this above its horizon, an object gets a nadir cut-out (a mesh where the bank has none:
+# people, and most vehicles, as COCO finds few of them in the aerial tiles); below it, a street-level cut-out, as an
+# oblique drone view (gimbal -60 deg) still shows the sides of people and vehicles.
+AERIAL_ELEVATION_DEG = {"person": 75.0, "car": 70.0, "truck": 70.0}
+SPRITE_LIGHT = 0.95  # the scene ground light at which a photo cut-out is drawn as photographed
 
 
 @dataclass(frozen=True)
@@ -97,6 +103,7 @@ class Renderer:
         static_camera: bool = False,
         labelled_only: bool = False,
         distractors: bool = False,
+        sprites: SpriteBank | None = None,
     ) -> None:
         self.world = world
         self.ground = ground
@@ -105,6 +112,7 @@ class Renderer:
         self.static_camera = static_camera
         self.labelled_only = labelled_only  # composites over photos draw only the objects they label
         self.distractors = distractors  # also measure unlabelled cars, trucks and people (reads the id buffer only)
+        self.sprites = sprites  # photo cut-outs drawn for people and vehicles instead of their meshes
         self._ground_cache: ImageArray | None = None
 
     def render(self, camera: PinholeCamera, t_s: float, background: ImageArray | None = None) -> View:
@@ -123,7 +131,11 @@ class Renderer:
         if self.shadows:
             self._shadows(camera, [p.obj for p in projected], image)
         cam_e, cam_n = float(camera.position_enu_m[0]), float(camera.position_enu_m[1])
+        kinds = {o.id: o.model.kind for o in live} if self.sprites is not None else {}
         for p in sorted(projected, key=lambda q: -q.obj.ground_distance_m(cam_e, cam_n)):
+            kind = kinds.get(p.obj.object_id)
+            if kind in COCO_CLASSES and self._draw_sprite(camera, p, COCO_CLASSES[str(kind)], image, ids, drawn):
+                continue
             self._draw(camera, p, image, ids, drawn, decals=False)
         labels = {o.id for o in self.world.objects if o.label is not None}
         boxes = [b for oid, polys in drawn.items() if oid in labels and (b := _measure(oid, polys, ids)) is not None]
@@ -188,6 +200,83 @@ class Renderer:
             cv2.fillPoly(image, [pts], colour_list[f], cv2.LINE_AA, _SHIFT)
             cv2.fillPoly(ids, [pts], obj.object_id, cv2.LINE_8, _SHIFT)
             polys.append(pts)
+
+    def _draw_sprite(
+        self,
+        camera: PinholeCamera,
+        p: _Projected,
+        cls: str,
+        image: ImageArray,
+        ids: IdArray,
+        drawn: dict[int, list[npt.NDArray[np.int32]]],
+    ) -> bool:
+        """Draw a person or vehicle as a photo cut-out; False (draw the mesh instead) when no sprite fits.
+
+        Seen from the side or obliquely (the camera less than ``AERIAL_ELEVATION_DEG`` above the object's
+        horizon, per class), a street-level cut-out stands in the object's projected box: a person keeps the photo's
+        proportions, fitted to the box's height and centred on it; a vehicle fills the box, among sprites whose
+        shape on screen is nearest. Seen from above, a nadir cut-out of a vehicle is laid on its footprint at
+        roof height, turned with it. The id buffer gets the cut-out's opaque pixels, so truth boxes and
+        visibility stay what is drawn."""
+        bank = self.sprites
+        if bank is None or bool((p.depth < NEAR_M).any()):
+            return False
+        obj = p.obj
+        top = float(obj.vertices[:, 2].max())
+        to_camera = camera.position_enu_m - np.array([obj.footprint[0], obj.footprint[1], top / 2])
+        elevation = math.degrees(math.atan2(float(to_camera[2]), float(np.hypot(to_camera[0], to_camera[1]))))
+        view = "aerial" if elevation > AERIAL_ELEVATION_DEG[cls] else "street"
+        if not bank.has(cls, view):
+            return False
+        h, w = image.shape[:2]
+        if view == "street":
+            lo, hi = p.pixels.min(axis=0), p.pixels.max(axis=0)
+            bw, bh = float(hi[0] - lo[0]), float(hi[1] - lo[1])
+            if bh < 2.0 or bw < 1.0 or bw * bh > 4.0 * w * h:
+                return False
+            _, rgba = bank.pick(cls, view, obj.object_id, bw / bh, bh)
+            if cls == "person":  # the photo's proportions, feet on the box's bottom
+                bw = bh * rgba.shape[1] / rgba.shape[0]
+                lo = np.array([(lo[0] + hi[0] - bw) / 2.0, lo[1]])
+            x0, y0 = math.floor(lo[0]), math.floor(lo[1])
+            sw, sh = max(round(bw), 1), max(round(bh), 1)
+            area = cv2.INTER_AREA if sh < rgba.shape[0] else cv2.INTER_LINEAR
+            warped = cv2.resize(rgba, (sw, sh), interpolation=area)
+        else:
+            east, north, angle, hl, hw = obj.footprint
+            c, s = math.cos(angle), math.sin(angle)
+            local = np.array([[-hl, hw], [hl, hw], [hl, -hw], [-hl, -hw]])
+            corners = np.c_[local @ np.array([[c, s], [-s, c]]) + [east, north], np.full(4, 0.8 * top)]
+            quad = camera.project(corners)[0]
+            lo, hi = np.floor(quad.min(axis=0)), np.ceil(quad.max(axis=0))
+            if (hi - lo).min() < 2.0 or float(np.prod(hi - lo)) > 4.0 * w * h:
+                return False
+            _, rgba = bank.pick(cls, view, obj.object_id, hl / max(hw, 1e-3), float(hi[1] - lo[1]))
+            if rgba.shape[0] > rgba.shape[1]:  # long side along the vehicle
+                rgba = np.ascontiguousarray(np.rot90(rgba))
+            src = np.array([[0, 0], [rgba.shape[1], 0], [rgba.shape[1], rgba.shape[0]], [0, rgba.shape[0]]])
+            x0, y0 = int(lo[0]), int(lo[1])
+            sw, sh = int(hi[0] - lo[0]), int(hi[1] - lo[1])
+            matrix = cv2.getPerspectiveTransform(src.astype(np.float32), (quad - [x0, y0]).astype(np.float32))
+            warped = cv2.warpPerspective(rgba, matrix, (sw, sh), flags=cv2.INTER_LINEAR)
+        alpha = warped[..., 3].astype(np.float32) / 255.0
+        solid = (alpha > 0.5).astype(np.uint8)
+        contours, _ = cv2.findContours(solid, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        if not contours:
+            return False
+        # The part inside the image: blend the photo in with its feathered alpha, lit like the scene's ground.
+        cx0, cy0, cx1, cy1 = max(x0, 0), max(y0, 0), min(x0 + sw, w), min(y0 + sh, h)
+        if cx1 <= cx0 or cy1 <= cy0:
+            return False
+        part = np.s_[cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0]
+        a = alpha[part][..., None]
+        gain = float(np.clip(self.look.ground_light / SPRITE_LIGHT, 0.6, 1.2))
+        region = image[cy0:cy1, cx0:cx1]
+        region[:] = np.clip(warped[part][..., :3] * (a * gain) + region * (1.0 - a), 0, 255).astype(np.uint8)
+        ids[cy0:cy1, cx0:cx1][solid[part] > 0] = obj.object_id
+        offset = np.array([x0, y0], np.int32)
+        drawn[obj.object_id].extend(((c.reshape(-1, 2) + offset) * _ONE).astype(np.int32) for c in contours)
+        return True
 
     def _shadows(self, camera: PinholeCamera, objects: list[PlacedObject], image: ImageArray) -> None:
         sun = self.look.to_sun

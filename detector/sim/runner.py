@@ -26,6 +26,7 @@ from detector.sim.objects import COCO_CLASSES
 from detector.sim.render import ObjectBox, Renderer, clip_near
 from detector.sim.scenarios import SCENARIOS, Plan
 from detector.sim.service_config import service_document, write_service_yaml
+from detector.sim.sprites import SpriteBank
 from detector.sim.truth import DistractorBox, Truth, TruthBox, TruthFrame, TruthObject, span_s
 from detector.sim.video import Mp4Writer
 from detector.sim.views import FlightSettings, telemetry_cues
@@ -179,11 +180,14 @@ def render_scenario(
     video: bool = True,
     progress: bool = True,
     service_imgsz: int | None = None,
+    sprites: SpriteBank | None = None,
+    max_frames: int | None = None,
 ) -> RenderSummary:
     """Render ``name`` into ``out_dir``; raises ValueError for an unknown scenario or impossible settings.
 
     ``service_imgsz``: the model input the service.yaml's drone tiles are sized for (default: the committed
-    checkpoint's training size, what the service runs at by default)."""
+    checkpoint's training size, what the service runs at by default). ``sprites``: photo cut-outs for people and
+    vehicles (detector/sim/sprites.py); without a bank they are drawn as meshes."""
     if name not in SCENARIOS:
         raise ValueError(f"unknown scenario {name!r}; known: {', '.join(sorted(SCENARIOS))}")
     plan = SCENARIOS[name](seed, minutes, flight)
@@ -192,8 +196,9 @@ def render_scenario(
         raise ValueError(f"fps must be within 0.1..60, got {rate}")
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    times = np.arange(int(plan.duration_s * rate)) / rate
-    renderer = Renderer(plan.world, plan.ground, plan.look, static_camera=plan.pole is not None, distractors=True)
+    times = np.arange(int(plan.duration_s * rate))[:max_frames] / rate  # max_frames: the first frames only
+    renderer = Renderer(plan.world, plan.ground, plan.look, static_camera=plan.pole is not None, distractors=True,
+                        sprites=sprites)  # fmt: skip
     kinds = {o.id: o.model.kind for o in plan.world.objects if o.label is None and o.model.kind in COCO_CLASSES}
     effects = FrameEffects(plan.look, width, height, seed)
     truth = Truth(plan.name, seed, plan.name, plan.camera, width, height, rate, float(len(times) / rate),

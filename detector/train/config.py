@@ -45,6 +45,11 @@ class SimSource(BaseModel):
     classes: list[str] = Field(description="Unified classes this source draws objects of.")
     val_fraction: float = Field(0.15, ge=0.0, lt=1.0, description="Share of composites held out for val.")
     seed: int = Field(0, description="Seed of the composite generator.")
+    sprites: Path | None = Field(
+        None,
+        description="Sprite bank (`detector sim sprites`): people and vehicles drawn as photo cut-outs of its train "
+        "split, less those cut from validation photos; none = meshes.",
+    )
 
 
 class HardNegativeSource(BaseModel):
@@ -147,6 +152,8 @@ def load_train_config(path: Path) -> TrainConfig:
             source.path = (base / source.path).resolve()
         else:
             source.backgrounds = [(base / b).resolve() for b in source.backgrounds]
+            if source.sprites is not None:
+                source.sprites = (base / source.sprites).resolve()
     if config.init_weights is not None:
         config.init_weights = (base / config.init_weights).resolve()
     config.work_dir = (base / config.work_dir).resolve()

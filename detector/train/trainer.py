@@ -37,9 +37,7 @@ def train(config: TrainConfig, resume: bool = False, render_sim: SimRenderer | N
         model.train(resume=True)
     else:
         data_yaml = assemble(config, render_sim)
-        model = YOLO(config.model)
-        if config.init_weights is not None:
-            model.load(str(config.init_weights))
+        model = _initial_model(YOLO, config)
         model.train(**train_arguments(config, data_yaml, runs))
     best = runs / config.name / "weights" / "best.pt"
     config.output.parent.mkdir(parents=True, exist_ok=True)
@@ -47,6 +45,21 @@ def train(config: TrainConfig, resume: bool = False, render_sim: SimRenderer | N
     summary = {"config": json.loads(config.model_dump_json()), "checkpoint": str(config.output)}
     config.output.with_suffix(".train.json").write_text(json.dumps(summary, indent=2))
     return config.output
+
+
+def _initial_model(yolo: Any, config: TrainConfig) -> Any:
+    """The model to train: ``config.model`` with ``init_weights`` loaded where shapes match (a COCO start: the class
+    head is new), or, when ``init_weights`` is a checkpoint of this very class list (fine-tuning one of ours), that
+    checkpoint whole, class head included."""
+    if config.init_weights is None:
+        return yolo(config.model)
+    start = yolo(str(config.init_weights))
+    names = [str(n) for _, n in sorted(dict(start.names).items())]
+    if names == list(config.classes):
+        return start
+    model = yolo(config.model)
+    model.load(str(config.init_weights))
+    return model
 
 
 def train_arguments(config: TrainConfig, data_yaml: Path, runs: Path) -> dict[str, Any]:

@@ -1,0 +1,74 @@
+"""Render speed of the simulator (issue 19): frames per second at 960x540 and 1920x1080, people and vehicles drawn
+as meshes and as photo cut-outs (the sprite bank, `detector sim sprites`), both scenarios, video and truth written.
+
+    .venv/bin/python benchmarks/sim_render_speed.py [--frames 40] [--out benchmarks/results/sim-realism/DATE]
+
+Each run renders the scenario's first ``--frames`` frames (market-street at its default 2 fps, drone-patrol at its
+default 4 fps) into a temporary folder; the time includes the camera effects, the H.264 encode and the truth.
+One process, one core busy at a time (the renderer is single-threaded); the load average is in the header.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import shlex
+import sys
+import tempfile
+from pathlib import Path
+
+from detector.bench.machine import machine_info
+from detector.sim.runner import render_scenario
+from detector.sim.scenarios import SCENARIOS
+from detector.sim.sprites import default_bank
+
+REPO = Path(__file__).resolve().parents[1]
+SIZES = ((960, 540), (1920, 1080))
+RATES = {"market-street": 2.0, "drone-patrol": 4.0}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--frames", type=int, default=40, help="frames per run")
+    parser.add_argument("--out", type=Path, help="folder for render-speed.md/.json (default: print only)")
+    args = parser.parse_args(argv)
+    bank = default_bank("scenario")
+    looks = [("meshes", None)] + ([("sprites", bank)] if bank is not None else [])
+    if bank is None:
+        print("no sprite bank (.cache/sprites): measuring meshes only; build it with `detector sim sprites`")
+    rows = []
+    for name in SCENARIOS:
+        rate = RATES[name]
+        minutes = 4.0 if name == "market-street" else None  # the shortest market street; the whole flight
+        for width, height in SIZES:
+            for look, sprites in looks:
+                with tempfile.TemporaryDirectory() as tmp:
+                    summary = render_scenario(name, Path(tmp), minutes=minutes, fps=rate, width=width,
+                                              height=height, sprites=sprites, progress=False,
+                                              max_frames=args.frames)  # fmt: skip
+                speed = summary.frames / summary.wall_s
+                rows.append({"scenario": name, "size": f"{width}x{height}", "look": look, "frames": summary.frames,
+                             "wall_s": round(summary.wall_s, 2), "frames_per_s": round(speed, 2)})  # fmt: skip
+                print(f"{name:14} {width}x{height:<5} {look:8} {summary.frames} frames in {summary.wall_s:6.1f} s: "
+                      f"{speed:5.2f} frames/s", flush=True)  # fmt: skip
+    if args.out is not None:
+        info = machine_info("cpu")
+        command = shlex.join(["python", "benchmarks/sim_render_speed.py", *sys.argv[1:]])
+        lines = info.markdown_header("Simulator render speed", {}, command)
+        lines += ["", f"- Date: {datetime.date.today()}; sprite bank: {bank.fingerprint if bank else 'none'}", ""]
+        lines += [
+            "| scenario | size | people and vehicles | frames | seconds | frames/s |",
+            "|---|---|---|---:|---:|---:|",
+        ]
+        lines += [f"| {r['scenario']} | {r['size']} | {r['look']} | {r['frames']} | {r['wall_s']} | "
+                  f"{r['frames_per_s']} |" for r in rows]  # fmt: skip
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "render-speed.md").write_text("\n".join(lines) + "\n")
+        (args.out / "render-speed.json").write_text(json.dumps(rows, indent=1))
+        print(f"wrote {args.out / 'render-speed.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
