@@ -18,6 +18,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import cv2
+
 from detector.bench.machine import machine_info
 from detector.sim.runner import render_scenario
 from detector.sim.scenarios import SCENARIOS
@@ -55,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.out is not None:
         info = machine_info("cpu")
         command = shlex.join(["python", "benchmarks/sim_render_speed.py", *sys.argv[1:]])
-        lines = info.markdown_header("Simulator render speed", {}, command)
+        lines = info.markdown_header("Simulator render speed", {"opencv": cv2.__version__}, command)
         lines += ["", f"- Date: {datetime.date.today()}; sprite bank: {bank.fingerprint if bank else 'none'}", ""]
         lines += [
             "| scenario | size | people and vehicles | frames | seconds | frames/s |",

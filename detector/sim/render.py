@@ -213,9 +213,9 @@ class Renderer:
         """Draw a person or vehicle as a photo cut-out; False (draw the mesh instead) when no sprite fits.
 
         Seen from the side or obliquely (the camera less than ``AERIAL_ELEVATION_DEG`` above the object's
-        horizon, per class), a street-level cut-out stands in the object's projected box: a person keeps the photo's
-        proportions, fitted to the box's height and centred on it; a vehicle fills the box, among sprites whose
-        shape on screen is nearest. Seen from above, a nadir cut-out of a vehicle is laid on its footprint at
+        horizon, per class), a street-level cut-out stands in the object's projected box with the photo's
+        proportions: a person fitted to the box's height, a vehicle inside the box, chosen among sprites for the
+        shape on screen nearest the box's. Seen from above, a nadir cut-out of a vehicle is laid on its footprint at
         roof height, turned with it. The id buffer gets the cut-out's opaque pixels, so truth boxes and
         visibility stay what is drawn."""
         bank = self.sprites
@@ -235,9 +235,11 @@ class Renderer:
             if bh < 2.0 or bw < 1.0 or bw * bh > 4.0 * w * h:
                 return False
             _, rgba = bank.pick(cls, view, obj.object_id, bw / bh, bh)
-            if cls == "person":  # the photo's proportions, feet on the box's bottom
-                bw = bh * rgba.shape[1] / rgba.shape[0]
-                lo = np.array([(lo[0] + hi[0] - bw) / 2.0, lo[1]])
+            # The photo's proportions, never stretched: a person fitted to the box's height, a vehicle inside the
+            # box; centred on it, standing on its bottom edge.
+            scale = bh / rgba.shape[0] if cls == "person" else min(bw / rgba.shape[1], bh / rgba.shape[0])
+            bw, bh = rgba.shape[1] * scale, rgba.shape[0] * scale
+            lo = np.array([(lo[0] + hi[0] - bw) / 2.0, hi[1] - bh])
             x0, y0 = math.floor(lo[0]), math.floor(lo[1])
             sw, sh = max(round(bw), 1), max(round(bh), 1)
             area = cv2.INTER_AREA if sh < rgba.shape[0] else cv2.INTER_LINEAR

@@ -156,3 +156,37 @@ def test_training_starts_from_the_coco_pretrained_checkpoint_with_our_classes_an
     assert head and all(theirs[k].shape[0] == 80 for k in head)
     args = ckpt["train_args"]
     assert (args["flipud"], args["fliplr"], args["mosaic"], args["close_mosaic"]) == (0.0, 0.25, 0.5, 1)
+
+
+def test_fine_tuning_one_of_our_checkpoints_keeps_its_class_head(tmp_path):
+    """init_weights with the same class list (v5 from v4): the whole checkpoint, class head included, is the start."""
+    data = _mini_dataset(tmp_path / "mini", 8)
+    start = torch.load(DEFAULT_WEIGHTS, map_location="cpu", weights_only=False)
+    classes = [start["model"].names[i] for i in range(len(start["model"].names))]
+    config = {
+        "name": "from-ours",
+        "classes": classes,
+        "init_weights": str(DEFAULT_WEIGHTS),
+        **TINY_RUN,
+        "lr0": 1e-6,  # so that the checkpoint still shows where it started
+        "warmup_epochs": 0,
+        "output": "from-ours.pt",
+        "sources": [
+            {"name": "mini", "path": str(data.parent), "classes": {"garbage": "garbage"}, "val_fraction": 0.25}
+        ],
+    }
+    path = tmp_path / "train.yaml"
+    path.write_text(yaml.safe_dump(config))
+    trained = subprocess.run(
+        [sys.executable, "-m", "detector.cli", "train", "--config", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    ours = torch.load(tmp_path / "from-ours.pt", map_location="cpu", weights_only=False)["model"].float().state_dict()
+    theirs = start["model"].float().state_dict()
+    head = [k for k in theirs if k.startswith("model.23.cv3.") and k.endswith(".weight")]
+    assert head
+    for k in head:  # the class head came over too (a start from config.model would have drawn it at random)
+        torch.testing.assert_close(ours[k], theirs[k], atol=2e-3, rtol=1e-2)
