@@ -6,5 +6,5 @@ from __future__ import annotations
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_WEIGHTS = REPO_ROOT / "weights" / "streetwatch-v4.pt"
+DEFAULT_WEIGHTS = REPO_ROOT / "weights" / "streetwatch-v5.pt"
 SHARED_ROOT = REPO_ROOT.parent / "shared"

@@ -61,7 +61,7 @@ def test_frames_of_different_sizes_in_one_batch_get_boxes_in_their_own_pixels(en
 
 
 def test_engine_reports_model_identity(engine):
-    assert engine.name == DEFAULT_WEIGHTS.stem  # the checkpoint's file name, e.g. streetwatch-v4
+    assert engine.name == DEFAULT_WEIGHTS.stem  # the checkpoint's file name, e.g. streetwatch-v5
     assert len(engine.version) == 12 and int(engine.version, 16) >= 0
     assert engine.class_names[:4] == ["garbage", "garbage_bin", "overflow", "pothole"]
     assert engine.device == "cpu"

@@ -3,7 +3,7 @@ training size) and `detector replay` of a rendered market street open a stall in
 view; and `detector sim score`, lined up by the replay's first capture time, finds it in the truth.
 
 Real parts: the simulator renders a 4-minute clip (the shortest market street; at 0.5 fps, 120 frames), the real
-service runs in-process on loopback with weights/streetwatch-v4.pt, and `detector replay` runs as its own process.
+service runs in-process on loopback with weights/streetwatch-v5.pt, and `detector replay` runs as its own process.
 About 45 s for the first test and 15 s more for the second on a free 2-core CPU, twice that under load (marked
 slow; still part of `make test`).
 """

@@ -120,18 +120,18 @@ def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("YOLO_OFFLINE", "1")
 
 
-def test_training_starts_from_the_coco_pretrained_checkpoint_with_our_classes_and_augmentation(tmp_path):
-    pretrained = shared_path("pretrained", "yolo11n-coco.pt")
+def _train_from(tmp_path: Path, name: str, init: Path, classes: list[str], **extra: object) -> dict:
+    """Train 1 tiny epoch at lr 1e-6 (the checkpoint still shows where it started) from ``init``; its checkpoint."""
     data = _mini_dataset(tmp_path / "mini", 8)
     config = {
-        "name": "from-coco",
-        "classes": ["garbage", "garbage_bin", "overflow", "pothole", "stall"],
-        "init_weights": str(pretrained),
+        "name": name,
+        "classes": classes,
+        "init_weights": str(init),
         **TINY_RUN,
-        "lr0": 1e-6,  # so that the checkpoint still shows where it started
+        "lr0": 1e-6,
         "warmup_epochs": 0,
-        "augment": {"flipud": 0.0, "fliplr": 0.25, "mosaic": 0.5, "close_mosaic": 1},
-        "output": "from-coco.pt",
+        **extra,
+        "output": f"{name}.pt",
         "sources": [
             {"name": "mini", "path": str(data.parent), "classes": {"garbage": "garbage"}, "val_fraction": 0.25}
         ],
@@ -145,7 +145,15 @@ def test_training_starts_from_the_coco_pretrained_checkpoint_with_our_classes_an
         timeout=600,
     )
     assert trained.returncode == 0, trained.stderr[-3000:]
-    ckpt = torch.load(tmp_path / "from-coco.pt", map_location="cpu", weights_only=False)
+    ckpt: dict = torch.load(tmp_path / f"{name}.pt", map_location="cpu", weights_only=False)
+    return ckpt
+
+
+def test_training_starts_from_the_coco_pretrained_checkpoint_with_our_classes_and_augmentation(tmp_path):
+    pretrained = shared_path("pretrained", "yolo11n-coco.pt")
+    config = {"classes": ["garbage", "garbage_bin", "overflow", "pothole", "stall"]}
+    augment = {"flipud": 0.0, "fliplr": 0.25, "mosaic": 0.5, "close_mosaic": 1}
+    ckpt = _train_from(tmp_path, "from-coco", pretrained, config["classes"], augment=augment)
     coco = torch.load(pretrained, map_location="cpu", weights_only=False)
     ours, theirs = ckpt["model"].float().state_dict(), coco["model"].float().state_dict()
     assert ckpt["model"].names == dict(enumerate(config["classes"]))
@@ -160,31 +168,9 @@ def test_training_starts_from_the_coco_pretrained_checkpoint_with_our_classes_an
 
 def test_fine_tuning_one_of_our_checkpoints_keeps_its_class_head(tmp_path):
     """init_weights with the same class list (v5 from v4): the whole checkpoint, class head included, is the start."""
-    data = _mini_dataset(tmp_path / "mini", 8)
     start = torch.load(DEFAULT_WEIGHTS, map_location="cpu", weights_only=False)
     classes = [start["model"].names[i] for i in range(len(start["model"].names))]
-    config = {
-        "name": "from-ours",
-        "classes": classes,
-        "init_weights": str(DEFAULT_WEIGHTS),
-        **TINY_RUN,
-        "lr0": 1e-6,  # so that the checkpoint still shows where it started
-        "warmup_epochs": 0,
-        "output": "from-ours.pt",
-        "sources": [
-            {"name": "mini", "path": str(data.parent), "classes": {"garbage": "garbage"}, "val_fraction": 0.25}
-        ],
-    }
-    path = tmp_path / "train.yaml"
-    path.write_text(yaml.safe_dump(config))
-    trained = subprocess.run(
-        [sys.executable, "-m", "detector.cli", "train", "--config", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert trained.returncode == 0, trained.stderr[-3000:]
-    ours = torch.load(tmp_path / "from-ours.pt", map_location="cpu", weights_only=False)["model"].float().state_dict()
+    ours = _train_from(tmp_path, "from-ours", DEFAULT_WEIGHTS, classes)["model"].float().state_dict()
     theirs = start["model"].float().state_dict()
     head = [k for k in theirs if k.startswith("model.23.cv3.") and k.endswith(".weight")]
     assert head
