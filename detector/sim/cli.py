@@ -121,11 +121,6 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     sprites.add_argument(
         "--recheck", action="store_true", help="only drop the bank's cut-outs the model no longer finds alone"
     )
-    sprites.add_argument(
-        "--labelled-only",
-        action="store_true",
-        help="only (re)cut the garbage and overflow cut-outs of an existing bank, from held-out photos",
-    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -272,30 +267,18 @@ def _realism(args: argparse.Namespace) -> int:
 
 def _sprites(args: argparse.Namespace) -> int:
     from detector.sim.realism import DEFAULT_WEIGHTS
-    from detector.sim.sprites import (
-        DEFAULT_BANK,
-        DEFAULT_SOURCES,
-        add_labelled,
-        harvest,
-        held_out_photos,
-        realism_photos_excluded,
-        recheck,
-    )
+    from detector.sim.sprites import DEFAULT_BANK, DEFAULT_SOURCES, harvest, realism_photos_excluded, recheck
 
     missing = [str(folder) for folder, _ in DEFAULT_SOURCES if not folder.exists()]
     if missing:
         raise ValueError(f"the photo folders {missing} are missing (../shared beside the repository)")
     out = args.out or DEFAULT_BANK
-    if args.labelled_only:
-        print(f"sprite bank {out}: {add_labelled(out, held_out_photos())} labelled cut-outs (garbage, overflow)")
-        return 0
     if args.recheck:
         kept, dropped = recheck(out, weights=args.weights or DEFAULT_WEIGHTS, min_conf=args.min_conf)
         print(f"sprite bank {out}: kept {kept}, dropped {dropped} the model does not find alone")
         return 0
     report = harvest(DEFAULT_SOURCES, out, weights=args.weights or DEFAULT_WEIGHTS, min_conf=args.min_conf,
-                     max_photos=args.max_photos, exclude=realism_photos_excluded(),
-                     labelled_photos=held_out_photos())  # fmt: skip
+                     max_photos=args.max_photos, exclude=realism_photos_excluded())  # fmt: skip
     print(f"sprite bank {out}: {report.text()}")
     return 0
 

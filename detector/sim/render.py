@@ -34,10 +34,7 @@ _ONE = 1 << _SHIFT
 # Seen from higher than this above its horizon, an object gets a nadir cut-out (a mesh where the bank has none:
 # people, and most vehicles, as COCO finds few of them in the aerial tiles); below it, a street-level cut-out, as an
 # oblique drone view (gimbal -60 deg) still shows the sides of people and vehicles.
-AERIAL_ELEVATION_DEG = {"person": 75.0, "car": 70.0, "truck": 70.0, "garbage": 80.0, "overflow": 80.0}
-# Object kinds a sprite bank may draw, and the bank's class for each: the COCO distractors, and the labelled garbage
-# piles and overflowing bins the bank cuts from held-out photos (detector/sim/sprites.py, scenario split only).
-SPRITE_KINDS = {**COCO_CLASSES, "garbage": "garbage", "overflow": "overflow"}
+AERIAL_ELEVATION_DEG = {"person": 75.0, "car": 70.0, "truck": 70.0}
 SPRITE_LIGHT = 0.95  # the scene ground light at which a photo cut-out is drawn as photographed
 
 
@@ -137,7 +134,7 @@ class Renderer:
         kinds = {o.id: o.model.kind for o in live} if self.sprites is not None else {}
         for p in sorted(projected, key=lambda q: -q.obj.ground_distance_m(cam_e, cam_n)):
             kind = kinds.get(p.obj.object_id)
-            if kind in SPRITE_KINDS and self._draw_sprite(camera, p, SPRITE_KINDS[str(kind)], image, ids, drawn):
+            if kind in COCO_CLASSES and self._draw_sprite(camera, p, COCO_CLASSES[str(kind)], image, ids, drawn):
                 continue
             self._draw(camera, p, image, ids, drawn, decals=False)
         labels = {o.id for o in self.world.objects if o.label is not None}

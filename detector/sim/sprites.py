@@ -30,7 +30,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import yaml
 from tqdm import tqdm
 
 from detector.paths import REPO_ROOT, SHARED_ROOT
@@ -50,8 +49,7 @@ SPRITE_CLASSES = ("person", "car", "truck")
 # no aerial person sprites (the renderer draws its own meshes for people seen from above).
 MIN_HEIGHT_PX = {"street": {"person": 40, "car": 24, "truck": 32}, "aerial": {"person": 10**6, "car": 14, "truck": 18}}
 SPLITS = ("scenario", "train")
-VERSION = 3  # bump when the cut-out rules change: caches keyed on the bank then rebuild (2: recognised alone;
-# 3: labelled garbage and overflow cut-outs)
+VERSION = 2  # bump when the cut-out rules change: caches keyed on the bank then rebuild (2: recognised alone)
 MODEL_IMGSZ_CHECK = 320  # a cut-out on grey is small: the check runs the model at this input size
 
 
@@ -163,9 +161,6 @@ def recheck(folder: Path, weights: Path = DEFAULT_WEIGHTS, min_conf: float = 0.4
     data = json.loads(manifest.read_text())
     kept, dropped = [], 0
     for row in tqdm(data["sprites"], desc="recheck", unit="sprite"):
-        if row["cls"] not in SPRITE_CLASSES:  # labelled cut-outs: COCO has no class to check them with
-            kept.append(row)
-            continue
         pixels = cv2.imread(str(folder / row["path"]), cv2.IMREAD_UNCHANGED)
         if pixels is not None and recognised(model, np.asarray(pixels, np.uint8), row["cls"]):
             kept.append(row)
@@ -178,69 +173,6 @@ def recheck(folder: Path, weights: Path = DEFAULT_WEIGHTS, min_conf: float = 0.4
     return len(kept), dropped
 
 
-LABELLED_SOURCE = SHARED_ROOT / "datasets" / "city-garbage"
-LABELLED_CLASSES = ("garbage", "overflow")  # labelled classes drawn as real photo cut-outs in scenarios
-
-
-def harvest_labelled(
-    dataset: Path, photos: frozenset[Path], out: Path, classes: Sequence[str] = LABELLED_CLASSES
-) -> tuple[list[Sprite], dict[str, int]]:
-    """Cut-outs of labelled objects (garbage piles, overflowing bins) from their YOLO boxes in ``dataset``, from
-    ``photos`` only: the validation photos of the model's training config, which no committed model trained on, so
-    that a scenario drawn with them tests the model on pixels it has not seen. They go to the ``scenario`` split
-    only (training composites never draw them). Rejected: at the border, overlapped by another box, too small, or
-    a failed segmentation."""
-    names = yaml.safe_load((dataset / "data.yaml").read_text())["names"]
-    names = names if isinstance(names, dict) else dict(enumerate(names))
-    wanted = {int(i): str(n) for i, n in names.items() if n in classes}
-    kept: list[Sprite] = []
-    rejected: dict[str, int] = {}
-    for photo in tqdm(sorted(photos), desc="labelled cut-outs", unit="photo"):
-        label = Path(str(photo.with_suffix(".txt")).replace("/images/", "/labels/"))
-        raw = cv2.imread(str(photo), cv2.IMREAD_COLOR)
-        if raw is None or not label.is_file():
-            continue
-        image = np.asarray(raw, np.uint8)
-        h, w = image.shape[:2]
-        rows = [line.split() for line in label.read_text().splitlines() if line.strip()]
-        boxes = []
-        for row in rows:
-            c, cx, cy, bw, bh = int(row[0]), *(float(v) for v in row[1:5])
-            boxes.append(Detection(names.get(c, str(c)), ((cx - bw / 2) * w, (cy - bh / 2) * h,
-                                                          (cx + bw / 2) * w, (cy + bh / 2) * h), 1.0))  # fmt: skip
-        for k, (row, det) in enumerate(zip(rows, boxes, strict=True)):
-            if int(row[0]) not in wanted:
-                continue
-            why = _alone(det, boxes, w, h)
-            if why is None and det.box[3] - det.box[1] < 32:
-                why = "too small"
-            rgba = cut_out(image, det.box) if why is None else None
-            if why is None and rgba is None:
-                why = "segmentation failed"
-            if why is not None or rgba is None:
-                rejected[why or "?"] = rejected.get(why or "?", 0) + 1
-                continue
-            cls = wanted[int(row[0])]
-            rel = f"{cls}/street-{photo.stem[:60]}-{k}.png"
-            (out / cls).mkdir(parents=True, exist_ok=True)
-            cv2.imwrite(str(out / rel), rgba)
-            kept.append(Sprite(cls, "street", rel, int(rgba.shape[1]), int(rgba.shape[0]), str(photo),
-                               tuple(round(v, 1) for v in det.box), 1.0, "scenario"))  # type: ignore[arg-type]  # fmt: skip
-    return kept, rejected
-
-
-def add_labelled(folder: Path, photos: frozenset[Path]) -> int:
-    """(Re)cut the labelled cut-outs of an existing bank from ``photos``; returns how many it holds now."""
-    manifest = folder / "manifest.json"
-    data = json.loads(manifest.read_text())
-    rows = [r for r in data["sprites"] if r["cls"] not in LABELLED_CLASSES]
-    extra, rejected = harvest_labelled(LABELLED_SOURCE, photos, folder)
-    data.update(sprites=rows + [asdict(s) for s in extra], version=VERSION)
-    data["report"]["labelled_rejected"] = rejected
-    manifest.write_text(json.dumps(data, indent=1))
-    return len(extra)
-
-
 def harvest(
     sources: Sequence[tuple[Path, str]],
     out: Path,
@@ -251,12 +183,10 @@ def harvest(
     max_photos: int = 0,
     exclude: frozenset[Path] = frozenset(),
     splits: Sequence[str] = SPLITS,
-    labelled_photos: frozenset[Path] = frozenset(),
     progress: bool = True,
 ) -> HarvestReport:
     """Cut people, cars and trucks out of the photos of ``sources`` into the bank folder ``out``; only photos of
-    ``splits`` are read (the demo builds the ``scenario`` split alone, a quarter of the work). ``labelled_photos``:
-    city-garbage photos to cut garbage piles and overflowing bins out of (``harvest_labelled``)."""
+    ``splits`` are read (the demo builds the ``scenario`` split alone, a quarter of the work)."""
     model = CocoModel(weights, conf=min_conf, imgsz=imgsz)
     check = CocoModel(weights, conf=min_conf, imgsz=MODEL_IMGSZ_CHECK)
     photos: list[tuple[Path, str]] = []
@@ -304,13 +234,6 @@ def harvest(
             key = f"{det.cls} {view}"
             report.kept[key] = report.kept.get(key, 0) + 1
     partial.mkdir(parents=True, exist_ok=True)
-    if labelled_photos and "scenario" in splits:
-        extra, why_not = harvest_labelled(LABELLED_SOURCE, labelled_photos, partial)
-        sprites += extra
-        for s in extra:
-            report.kept[f"{s.cls} {s.view}"] = report.kept.get(f"{s.cls} {s.view}", 0) + 1
-        for why, n in why_not.items():
-            report.rejected[f"labelled: {why}"] = n
     folders = sorted({str(f) for f, _ in sources})
     (partial / "ATTRIBUTION.txt").write_text(
         "Cut-outs from photos in these folders (see each dataset's SOURCE.md; CC BY 4.0 requires attribution):\n"
@@ -409,18 +332,9 @@ def ensure_bank(split: str = "scenario", folder: Path = DEFAULT_BANK, progress: 
         print(f"no sprite bank and no ../shared ({SHARED_ROOT}): people and vehicles are drawn as meshes", flush=True)
         return None
     print(f"building the sprite bank's {split} split in {folder} (first run only)", flush=True)
-    report = harvest(DEFAULT_SOURCES, folder, exclude=realism_photos_excluded(), splits=(split,),
-                     labelled_photos=held_out_photos(), progress=progress)  # fmt: skip
+    report = harvest(DEFAULT_SOURCES, folder, exclude=realism_photos_excluded(), splits=(split,), progress=progress)
     print(f"sprite bank: {report.text()}", flush=True)
     return SpriteBank(folder, split)
-
-
-def held_out_photos(config: Path = REPO_ROOT / "weights" / "train.yaml") -> frozenset[Path]:
-    """The city-garbage photos in the validation split of the committed model's training config."""
-    from detector.train.config import load_train_config
-    from detector.train.dataset import validation_images
-
-    return validation_images(load_train_config(config), "city-garbage")
 
 
 def realism_photos_excluded(limit: int = 60) -> frozenset[Path]:
@@ -437,13 +351,10 @@ __all__ = [
     "HarvestReport",
     "Sprite",
     "SpriteBank",
-    "add_labelled",
     "cut_out",
     "default_bank",
     "ensure_bank",
     "harvest",
-    "harvest_labelled",
-    "held_out_photos",
     "realism_photos_excluded",
     "recheck",
     "recognised",

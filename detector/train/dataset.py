@@ -181,32 +181,6 @@ def write_source_val(out: Path, source_name: str, classes: list[str]) -> Path:
 SimRenderer = Callable[[SimSource, list[str], Path, frozenset[Path]], list[LabelledImage]]
 
 
-def _split(
-    config: TrainConfig,
-    source: YoloSource | HardNegativeSource | SimSource,
-    images: list[LabelledImage],
-    val_fraction: float,
-) -> tuple[np.ndarray, list[bool]]:
-    """Near-duplicate groups of a source's images and which go to validation (whole groups, seeded)."""
-    hashes = [dhash(i.path) for i in tqdm(images, desc=f"hash {source.name}", unit="img")]
-    scenes = None
-    if isinstance(source, YoloSource) and source.copy_separator:
-        scenes = [copy_stem(i.path, source.copy_separator) for i in images]
-    groups = group_near_duplicates(hashes, config.near_duplicate_max_hamming, scenes)
-    return groups, split_by_group(images, groups, val_fraction, config.seed)
-
-
-def validation_images(config: TrainConfig, source_name: str) -> frozenset[Path]:
-    """The images of one real source that ``assemble`` puts in validation: never trained on by the checkpoint the
-    config makes (the simulator draws its labelled cut-outs for scenarios from these only)."""
-    source = next((s for s in config.sources if s.name == source_name), None)
-    if not isinstance(source, YoloSource):
-        raise ValueError(f"{source_name!r} is not a real (yolo) source of {config.name}")
-    images = list_yolo_source(source, config.classes)
-    _, is_val = _split(config, source, images, source.val_fraction)
-    return frozenset(i.path.resolve() for i, val in zip(images, is_val, strict=True) if val or i.given_val)
-
-
 def assemble(config: TrainConfig, render_sim: SimRenderer | None = None) -> Path:
     """Build ``work_dir/dataset`` (links + labels + data.yaml + manifest.json) and return the data.yaml path."""
     out = config.work_dir / "dataset"
@@ -230,7 +204,12 @@ def assemble(config: TrainConfig, render_sim: SimRenderer | None = None) -> Path
                 raise ValueError(f"source {source.name!r} needs the simulator's composite renderer")
             images = render_sim(source, config.classes, config.work_dir / "sim" / source.name, frozenset(held_out))
             val_fraction = source.val_fraction
-        groups, is_val = _split(config, source, images, val_fraction)
+        hashes = [dhash(i.path) for i in tqdm(images, desc=f"hash {source.name}", unit="img")]
+        scenes = None
+        if isinstance(source, YoloSource) and source.copy_separator:
+            scenes = [copy_stem(i.path, source.copy_separator) for i in images]
+        groups = group_near_duplicates(hashes, config.near_duplicate_max_hamming, scenes)
+        is_val = split_by_group(images, groups, val_fraction, config.seed)
         report = SplitReport(source.name)
         sizes = np.bincount(np.unique(groups, return_inverse=True)[1])
         report.near_duplicate_groups = int((sizes > 1).sum())

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from detector.sim.composite import list_backgrounds, render_composites
 from detector.train.config import SimSource, TrainConfig, load_train_config
-from detector.train.dataset import LabelledImage, assemble, validation_images
+from detector.train.dataset import LabelledImage, assemble
 from detector.train.neardup import copy_stem, dhash, group_near_duplicates
 from tests.conftest import shared_path
 
@@ -172,14 +172,3 @@ def test_composites_never_use_a_validation_photo_as_background(tmp_path):
     backgrounds = list_backgrounds([garbage / "images" / "train"], [*CLASSES, "stall"], frozenset(val))
     assert not {b.image.resolve() for b in backgrounds} & val
     assert len(backgrounds) == len(list((garbage / "images" / "train").iterdir())) - len(val)
-
-
-def test_validation_images_are_the_photos_assemble_holds_out(assembled, tmp_path_factory):
-    """The simulator cuts its scenario garbage and overflow from these: they must be exactly the validation photos."""
-    config = load_train_config(_config(tmp_path_factory.mktemp("again")))
-    held = validation_images(config, "city-garbage")
-    val = {p.name.removeprefix("city-garbage__") for p in (assembled.parent / "images" / "val").glob("city-garbage__*")}
-    assert held and {p.name for p in held} == val
-    assert all(p.parent.name == "train" and p.is_file() for p in held)
-    with pytest.raises(ValueError, match="not a real"):
-        validation_images(config, "nowhere")
