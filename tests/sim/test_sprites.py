@@ -13,8 +13,9 @@ from detector.sim import objects
 from detector.sim.render import Renderer
 from detector.sim.scenery import place
 from detector.sim.sprites import SPLITS, SpriteBank, cut_out, harvest, split_of
+from detector.sim.views import PoleCamera
 from tests.conftest import shared_path
-from tests.sim.helpers import pole_at, renderer, small_world
+from tests.sim.helpers import H, W, pole_at, renderer, small_world
 
 FIGURE_BGR = (40, 200, 60)
 
@@ -29,12 +30,20 @@ def _figure(height: int = 120, width: int = 48) -> np.ndarray:
 
 def _bank(folder: Path, split: str = "scenario", source: str = "/photos/a.jpg") -> Path:
     (folder / "person").mkdir(parents=True)
+    (folder / "car").mkdir(parents=True)
     figure = _figure()
     cv2.imwrite(str(folder / "person" / "fig.png"), figure)
-    sprite = {"cls": "person", "view": "street", "path": "person/fig.png", "width": figure.shape[1],
-              "height": figure.shape[0], "source": source, "box": [0, 0, 48, 120], "conf": 0.9,
-              "split": split}  # fmt: skip
-    (folder / "manifest.json").write_text(json.dumps({"version": 1, "splits": list(SPLITS), "sprites": [sprite]}))
+    roof = np.zeros((40, 90, 4), np.uint8)  # a car seen from above, long side across the image
+    roof[4:36, 2:88] = (200, 40, 40, 255)
+    cv2.imwrite(str(folder / "car" / "roof.png"), roof)
+    common = {"source": source, "conf": 0.9, "split": split}
+    sprites = [
+        {"cls": "person", "view": "street", "path": "person/fig.png", "width": 48, "height": 120,
+         "box": [0, 0, 48, 120], **common},
+        {"cls": "car", "view": "aerial", "path": "car/roof.png", "width": 90, "height": 40,
+         "box": [0, 0, 90, 40], **common},
+    ]  # fmt: skip
+    (folder / "manifest.json").write_text(json.dumps({"version": 1, "splits": list(SPLITS), "sprites": sprites}))
     return folder
 
 
@@ -86,7 +95,7 @@ def test_splits_keep_a_photos_cut_outs_together_and_validation_photos_out(tmp_pa
     share = sum(split_of(Path(f"photo-{i}.jpg")) == "scenario" for i in range(2000)) / 2000
     assert 0.2 < share < 0.3
     bank = SpriteBank(_bank(tmp_path / "bank", split="train", source=str(tmp_path / "val.jpg")), "train")
-    assert len(bank) == 1 and bank.has("person", "street")
+    assert len(bank) == 2 and bank.has("person", "street") and bank.has("car", "aerial")
     assert len(bank.without(frozenset({(tmp_path / "val.jpg").resolve()}))) == 0
     assert len(SpriteBank(tmp_path / "bank", "scenario")) == 0
     with pytest.raises(ValueError, match="not a sprite bank"):
@@ -122,3 +131,30 @@ def test_harvest_cuts_people_and_vehicles_out_of_real_photos(tmp_path: Path) -> 
         assert pixels.shape == (s["height"], s["width"], 4)
         assert 0.2 < (pixels[..., 3] > 127).mean() < 0.99
     assert "CC BY 4.0" in (tmp_path / "bank" / "ATTRIBUTION.txt").read_text()
+
+
+def test_seen_from_above_a_car_is_its_nadir_cut_out_laid_on_its_footprint(tmp_path: Path) -> None:
+    world = small_world()
+    car = place(world, objects.vehicle(np.random.default_rng(3), "car"), 20.0, -1.6)
+    (e, n) = world.street.to_enu(20.0, -1.6)[0]
+    camera = PoleCamera(float(e), float(n) - 0.01, 30.0, 0.0, -89.9, 40.0).camera(W, H)
+    base = renderer(world)
+    view = Renderer(world, base.ground, base.look, shadows=False, distractors=True,
+                    sprites=SpriteBank(_bank(tmp_path / "bank"))).render(camera, 0.0)  # fmt: skip
+    mask = view.ids == car.id
+    assert mask.any()
+    colours = view.image[mask].astype(float)
+    assert np.median(colours[:, 0]) > 2 * np.median(colours[:, 2]), "the blue roof cut-out, not the mesh"
+    # Laid on the footprint: the drawn pixels sit inside the footprint's projected outline, and fill most of it.
+    placed = car.placed(0.0)
+    east, north, angle, hl, hw = placed.footprint
+    c, s = np.cos(angle), np.sin(angle)
+    top = float(placed.vertices[:, 2].max())
+    local = np.array([[-hl, hw], [hl, hw], [hl, -hw], [-hl, -hw]])
+    corners = np.c_[local @ np.array([[c, s], [-s, c]]) + [east, north], np.full(4, 0.8 * top)]
+    outline = np.zeros_like(view.ids, np.uint8)
+    cv2.fillPoly(outline, [np.round(camera.project(corners)[0]).astype(np.int32)], 1)
+    assert (outline[mask] > 0).mean() > 0.95 and mask.sum() > 0.7 * outline.sum()
+    box = next(b for b in view.distractors if b.object_id == car.id)
+    ys, xs = np.nonzero(mask)
+    assert box.visible_box == (float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1))
