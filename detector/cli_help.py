@@ -36,6 +36,7 @@ EXAMPLES: dict[str, str] = {
     "detector sim composites": "detector sim composites --out /tmp/comp --images 100",
     "detector sim export-yolo": "detector sim export-yolo --scenario-dir /tmp/ms --out /tmp/ms-yolo",
     "detector sim realism": "detector sim realism --scenario-dir /tmp/ms --every-s 2 --out /tmp/ms-realism",
+    "detector sim sprites": "detector sim sprites --min-conf 0.4",
     "detector bench": "detector bench throughput --no-baseline",
     "detector bench throughput": "detector bench throughput --no-baseline --out /tmp/bench",
     "detector bench incident-latency": "detector bench incident-latency --scenario-dir /tmp/ms --speed 0",

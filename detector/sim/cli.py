@@ -112,7 +112,7 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     sprites = commands.add_parser(
         "sprites",
         help="cut people, cars and trucks out of real photos (../shared) for the renders (a COCO model + GrabCut)",
-        description="Example: detector sim sprites   (writes .cache/sprites; renders use it when it exists)",
+        description="Builds .cache/sprites (about 10 minutes on 2 cores); renders use it once it exists.",
     )
     sprites.add_argument("--out", type=Path, help="bank folder (default .cache/sprites)")
     sprites.add_argument("--weights", type=Path, help="COCO checkpoint (default ../shared/pretrained/yolo11n-coco.pt)")
