@@ -25,7 +25,6 @@ from detector.sim.runner import render_scenario
 from detector.sim.scenarios import SCENARIOS
 from detector.sim.sprites import default_bank
 
-REPO = Path(__file__).resolve().parents[1]
 SIZES = ((960, 540), (1920, 1080))
 RATES = {"market-street": 2.0, "drone-patrol": 4.0}
 

@@ -222,7 +222,7 @@ class Renderer:
         if bank is None or bool((p.depth < NEAR_M).any()):
             return False
         obj = p.obj
-        top = float(obj.vertices[:, 2].max())
+        top = float(obj.part_top_z.max())
         to_camera = camera.position_enu_m - np.array([obj.footprint[0], obj.footprint[1], top / 2])
         elevation = math.degrees(math.atan2(float(to_camera[2]), float(np.hypot(to_camera[0], to_camera[1]))))
         view = "aerial" if elevation > AERIAL_ELEVATION_DEG[cls] else "street"

@@ -23,6 +23,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import shutil
 import zlib
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -197,9 +198,7 @@ def harvest(
             (p, view) for p in list_photos([folder], max_photos) if p.resolve() not in exclude and split_of(p) in splits
         ]
     partial = out.with_name(out.name + ".partial")
-    if partial.exists():
-        for old in sorted(partial.rglob("*"), reverse=True):
-            old.unlink() if old.is_file() else old.rmdir()
+    shutil.rmtree(partial, ignore_errors=True)
     report = HarvestReport()
     sprites: list[Sprite] = []
     for photo, view in tqdm(photos, desc="sprites", unit="photo", disable=not progress):
@@ -243,12 +242,20 @@ def harvest(
                 "splits": list(splits),
                 "sprites": [asdict(s) for s in sprites], "report": asdict(report)}  # fmt: skip
     (partial / "manifest.json").write_text(json.dumps(manifest, indent=1))
-    if out.exists():
-        for old in sorted(out.rglob("*"), reverse=True):
-            old.unlink() if old.is_file() else old.rmdir()
-        out.rmdir()
+    shutil.rmtree(out, ignore_errors=True)
     partial.rename(out)
     return report
+
+
+class SplitNotBuilt(ValueError):
+    """The bank was built without the split asked for (the demo builds only ``scenario``)."""
+
+
+def _by_class_and_view(sprites: Sequence[Sprite]) -> dict[tuple[str, str], list[Sprite]]:
+    out: dict[tuple[str, str], list[Sprite]] = {}
+    for s in sprites:
+        out.setdefault((s.cls, s.view), []).append(s)
+    return out
 
 
 class SpriteBank:
@@ -263,17 +270,15 @@ class SpriteBank:
         data = json.loads(manifest.read_text())
         built = data.get("splits", list(SPLITS))
         if split != "all" and split not in built:
-            raise ValueError(f"sprite bank {folder} holds the {built} split(s), not {split!r}: rebuild it with "
-                             "`detector sim sprites`")  # fmt: skip
+            raise SplitNotBuilt(f"sprite bank {folder} holds the {built} split(s), not {split!r}: rebuild it with "
+                                "`detector sim sprites`")  # fmt: skip
         self.folder = folder
         self.split = split
         self.version = int(data.get("version", 0))
         self.sprites = [
             Sprite(**{**s, "box": tuple(s["box"])}) for s in data["sprites"] if split == "all" or s["split"] == split
         ]
-        self._by: dict[tuple[str, str], list[Sprite]] = {}
-        for s in self.sprites:
-            self._by.setdefault((s.cls, s.view), []).append(s)
+        self._by = _by_class_and_view(self.sprites)
         self._pixels: dict[str, ImageArray] = {}
         self.fingerprint = f"v{self.version}-{split}-{zlib.crc32(manifest.read_bytes()):08x}"
 
@@ -281,9 +286,7 @@ class SpriteBank:
         """This bank less the sprites cut from ``photos`` (a training run's validation photos)."""
         kept = copy.copy(self)
         kept.sprites = [s for s in self.sprites if Path(s.source).resolve() not in photos]
-        kept._by = {}
-        for s in kept.sprites:
-            kept._by.setdefault((s.cls, s.view), []).append(s)
+        kept._by = _by_class_and_view(kept.sprites)
         kept._pixels = {}
         return kept
 
@@ -316,10 +319,12 @@ class SpriteBank:
 
 def default_bank(split: str = "scenario", folder: Path = DEFAULT_BANK) -> SpriteBank | None:
     """The bank at ``folder`` if it has been built with ``split``, else None (renders then draw meshes)."""
-    manifest = folder / "manifest.json"
-    if not manifest.is_file() or split not in json.loads(manifest.read_text()).get("splits", SPLITS):
+    if not (folder / "manifest.json").is_file():
         return None
-    return SpriteBank(folder, split)
+    try:
+        return SpriteBank(folder, split)
+    except SplitNotBuilt:
+        return None
 
 
 def ensure_bank(split: str = "scenario", folder: Path = DEFAULT_BANK, progress: bool = True) -> SpriteBank | None:
@@ -349,6 +354,7 @@ __all__ = [
     "DEFAULT_BANK",
     "DEFAULT_SOURCES",
     "HarvestReport",
+    "SplitNotBuilt",
     "Sprite",
     "SpriteBank",
     "cut_out",
