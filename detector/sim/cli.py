@@ -51,6 +51,9 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
         help="sprite bank for people and vehicles (default .cache/sprites when built: `detector sim sprites`)",
     )
     render.add_argument("--no-sprites", action="store_true", help="draw people and vehicles as meshes")
+    render.add_argument(
+        "--no-textures", action="store_true", help="paint road and pavements in flat colours, not the bank's photos"
+    )
     render.add_argument("--json", action="store_true", help="print the summary as JSON")
 
     score = commands.add_parser("score", help="score incident events (detector subscribe --json) against a truth")
@@ -111,8 +114,9 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
 
     sprites = commands.add_parser(
         "sprites",
-        help="cut people, cars and trucks out of real photos (../shared) for the renders (a COCO model + GrabCut)",
-        description="Builds .cache/sprites (about 10 minutes on 2 cores); renders use it once it exists.",
+        help="cut people, cars and trucks (a COCO model + GrabCut) and ground textures out of real photos (../shared)",
+        description="Builds .cache/sprites (about 10 minutes on 2 cores): cut-outs of people and vehicles, and asphalt "
+        "and paving patches for the road and pavements; renders use it once it exists.",
     )
     sprites.add_argument("--out", type=Path, help="bank folder (default .cache/sprites)")
     sprites.add_argument("--weights", type=Path, help="COCO checkpoint (default ../shared/pretrained/yolo11n-coco.pt)")
@@ -120,6 +124,9 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     sprites.add_argument("--max-photos", type=int, default=0, help="photos per source folder at most (0: all)")
     sprites.add_argument(
         "--recheck", action="store_true", help="only drop the bank's cut-outs the model no longer finds alone"
+    )
+    sprites.add_argument(
+        "--textures-only", action="store_true", help="only cut the ground textures again, into the existing bank"
     )
 
 
@@ -169,6 +176,7 @@ def _render(args: argparse.Namespace) -> int:
         flight=flight,
         video=not args.no_video,
         sprites=_bank(args.sprites, args.no_sprites, "scenario"),
+        ground_textures=not args.no_textures,
     )
     if args.json:
         data = {**summary.__dict__, "out_dir": str(summary.out_dir)}
@@ -276,6 +284,16 @@ def _sprites(args: argparse.Namespace) -> int:
     if args.recheck:
         kept, dropped = recheck(out, weights=args.weights or DEFAULT_WEIGHTS, min_conf=args.min_conf)
         print(f"sprite bank {out}: kept {kept}, dropped {dropped} the model does not find alone")
+        return 0
+    if args.textures_only:
+        from detector.sim.textures import harvest_textures
+
+        manifest = out / "manifest.json"
+        if not manifest.is_file():
+            raise ValueError(f"{out} is not a sprite bank (no manifest.json): build it whole first")
+        splits = json.loads(manifest.read_text()).get("splits", ["scenario", "train"])
+        textures = harvest_textures(out, exclude=realism_photos_excluded(), splits=splits, max_photos=args.max_photos)
+        print(f"sprite bank {out}: ground textures: {textures.text()}")
         return 0
     report = harvest(DEFAULT_SOURCES, out, weights=args.weights or DEFAULT_WEIGHTS, min_conf=args.min_conf,
                      max_photos=args.max_photos, exclude=realism_photos_excluded())  # fmt: skip

@@ -172,7 +172,10 @@ def render_composites(
             world_rng = np.random.default_rng([source.seed, i // IMAGES_PER_WORLD, 1])
             world, targets = _world(world_rng, list(source.classes), with_ground=not backgrounds)
             look = Look.random(world_rng)
-            ground = None if backgrounds else GroundMap.paint(world.street, look, world_rng, res_m=0.06)
+            textures = bank.textures if bank is not None else None
+            ground = (
+                None if backgrounds else GroundMap.paint(world.street, look, world_rng, res_m=0.06, textures=textures)
+            )
             renderer = Renderer(world, ground, look, labelled_only=bool(backgrounds), sprites=bank)
             effects = FrameEffects(look, size, size, source.seed + i)
         camera = _camera(rng, targets[int(rng.integers(len(targets)))], size)

@@ -7,8 +7,9 @@ ground-plane homography, which is exact for the flat ground z = 0 of the camera 
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import cv2
 import numpy as np
@@ -16,6 +17,7 @@ import numpy.typing as npt
 
 from detector.geo.camera import PinholeCamera
 from detector.sim.effects import Look
+from detector.sim.textures import TextureSet
 from detector.sim.world import Street
 from detector.types import ImageArray
 
@@ -49,6 +51,16 @@ def _noise(rng: np.random.Generator, shape: tuple[int, int], cell_px: float) -> 
     return np.asarray(cv2.resize(coarse, (shape[1], shape[0]), interpolation=cv2.INTER_CUBIC), np.float32)
 
 
+@dataclass(frozen=True)
+class _Recipe:
+    """What a ground was painted from, to paint it again with photo textures: the same draws, the same street."""
+
+    look: Look
+    rng: np.random.Generator  # a copy, as it was before the painting
+    tree_pits: tuple[tuple[float, float], ...]
+    crossings: tuple[float, ...]
+
+
 @dataclass
 class GroundMap:
     """The ground raster and its placement: pixel (col, row) is street (s0 + col*res, d_top - row*res)."""
@@ -59,6 +71,7 @@ class GroundMap:
     d_top_m: float
     street: Street
     border: tuple[float, float, float] = OUTSIDE
+    recipe: _Recipe | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def paint(
@@ -70,8 +83,11 @@ class GroundMap:
         crossings_s: Sequence[float] = (),
         margin_m: float = 30.0,
         res_m: float = 0.04,
+        textures: TextureSet | None = None,
     ) -> GroundMap:
-        """Paint the street; ``res_m`` is the finest resolution tried (it is coarsened to fit ``MAX_PIXELS``)."""
+        """Paint the street; ``res_m`` is the finest resolution tried (it is coarsened to fit ``MAX_PIXELS``).
+        ``textures``: asphalt and paving from real photos (detector/sim/textures.py) instead of flat colours; they
+        draw from their own generator, so ``rng`` is left as it would be without them."""
         right_line, left_line = street.building_lines
         d_top, d_bottom = left_line + margin_m / 3, right_line - margin_m / 3
         s0, s1 = -margin_m, street.length_m + margin_m
@@ -81,9 +97,20 @@ class GroundMap:
         w, h = int((s1 - s0) / res), int((d_top - d_bottom) / res)
         light = look.ground_light
         border = (OUTSIDE[0] * light, OUTSIDE[1] * light, OUTSIDE[2] * light)
-        ground = cls(np.zeros((h, w, 3), np.uint8), res, s0, d_top, street, border)
-        ground._paint(rng, look, tree_pits_sd, crossings_s)
+        recipe = _Recipe(look, copy.deepcopy(rng), tuple(tree_pits_sd), tuple(crossings_s))
+        ground = cls(np.zeros((h, w, 3), np.uint8), res, s0, d_top, street, border, recipe)
+        ground._paint(rng, look, tree_pits_sd, crossings_s, textures)
         return ground
+
+    def textured(self, textures: TextureSet) -> GroundMap:
+        """This ground painted again with photo textures: the same markings, manholes and tree pits, in the same
+        places (the painting's own draws are replayed)."""
+        if self.recipe is None:
+            raise ValueError("this ground was not painted by GroundMap.paint: it cannot be repainted")
+        r = self.recipe
+        out = replace(self, image=np.zeros_like(self.image))
+        out._paint(copy.deepcopy(r.rng), r.look, r.tree_pits, r.crossings, textures)
+        return out
 
     def row(self, d: float) -> int:
         return round((self.d_top_m - d) / self.res_m)
@@ -95,12 +122,26 @@ class GroundMap:
         r0, r1 = sorted((self.row(d_from), self.row(d_to)))
         canvas[max(r0, 0) : max(r1, 0)] = colour
 
+    def _surface(
+        self,
+        canvas: npt.NDArray[np.float32],
+        d_from: float,
+        d_to: float,
+        textures: TextureSet,
+        material: str,
+        rng: np.random.Generator,
+    ) -> None:
+        r0, r1 = sorted((max(self.row(d_from), 0), max(self.row(d_to), 0)))
+        if r1 > r0:
+            canvas[r0:r1] = textures.surface(material, (r1 - r0, canvas.shape[1]), self.res_m, rng)
+
     def _paint(
         self,
         rng: np.random.Generator,
         look: Look,
         tree_pits: Sequence[tuple[float, float]],
         crossings: Sequence[float],
+        textures: TextureSet | None = None,
     ) -> None:
         st = self.street
         h, w = self.image.shape[:2]
@@ -113,10 +154,17 @@ class GroundMap:
         self._band(canvas, left_line, left_kerb, paving)
         self._band(canvas, right_kerb, right_line, paving)
         self._band(canvas, left_kerb, right_kerb, asphalt)
+        photo = textures is not None and all(textures.has(m) for m in ("asphalt", "paving"))
+        if photo and textures is not None:  # own generator: the street's draws below stay as without textures
+            own = np.random.default_rng(copy.deepcopy(rng).integers(2**63))
+            self._surface(canvas, left_kerb, right_kerb, textures, "asphalt", own)
+            self._surface(canvas, left_line, left_kerb, textures, "paving", own)
+            self._surface(canvas, right_kerb, right_line, textures, "paving", own)
         tile = max(2, round(rng.uniform(0.3, 0.6) / self.res_m))
         grid = np.ones((h, w), np.float32)
-        grid[::tile, :] = 0.82
-        grid[:, ::tile] = 0.82
+        joint = 0.9 if photo else 0.82  # a photo's paving has its own joints, blurred: the grid sharpens them
+        grid[::tile, :] = joint
+        grid[:, ::tile] = joint
         pavement_rows = np.zeros(h, bool)
         for a, b in ((left_line, left_kerb), (right_kerb, right_line)):
             r0, r1 = sorted((self.row(a), self.row(b)))
@@ -147,6 +195,8 @@ class GroundMap:
         )
         grain = rng.normal(0.0, 0.035, (64, 64)).astype(np.float32)
         texture += np.tile(grain, (h // 64 + 1, w // 64 + 1))[:h, :w]
+        if photo:
+            texture *= 0.5  # the photos carry their own grain and stains
         canvas *= (1.0 + texture)[..., None] * look.ground_light
         self.image = np.clip(canvas, 0, 255).astype(np.uint8)
 

@@ -182,12 +182,14 @@ def render_scenario(
     service_imgsz: int | None = None,
     sprites: SpriteBank | None = None,
     max_frames: int | None = None,
+    ground_textures: bool = True,
 ) -> RenderSummary:
     """Render ``name`` into ``out_dir``; raises ValueError for an unknown scenario or impossible settings.
 
     ``service_imgsz``: the model input the service.yaml's drone tiles are sized for (default: the committed
     checkpoint's training size, what the service runs at by default). ``sprites``: photo cut-outs for people and
-    vehicles (detector/sim/sprites.py); without a bank they are drawn as meshes."""
+    vehicles (detector/sim/sprites.py); without a bank they are drawn as meshes. ``ground_textures``: the road and
+    pavements made of the bank's photo textures (detector/sim/textures.py) when it has them."""
     if name not in SCENARIOS:
         raise ValueError(f"unknown scenario {name!r}; known: {', '.join(sorted(SCENARIOS))}")
     plan = SCENARIOS[name](seed, minutes, flight)
@@ -197,7 +199,10 @@ def render_scenario(
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     times = np.arange(int(plan.duration_s * rate))[:max_frames] / rate  # max_frames: the first frames only
-    renderer = Renderer(plan.world, plan.ground, plan.look, static_camera=plan.pole is not None, distractors=True,
+    ground = plan.ground
+    if ground is not None and ground_textures and sprites is not None and sprites.textures.textures:
+        ground = ground.textured(sprites.textures)
+    renderer = Renderer(plan.world, ground, plan.look, static_camera=plan.pole is not None, distractors=True,
                         sprites=sprites)  # fmt: skip
     kinds = {o.id: o.model.kind for o in plan.world.objects if o.label is None and o.model.kind in COCO_CLASSES}
     effects = FrameEffects(plan.look, width, height, seed)

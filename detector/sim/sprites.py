@@ -36,6 +36,7 @@ from tqdm import tqdm
 from detector.paths import REPO_ROOT, SHARED_ROOT
 from detector.sim.realism import DEFAULT_PHOTOS, DEFAULT_WEIGHTS, CocoModel, Detection, list_photos
 from detector.sim.score import iou
+from detector.sim.textures import TextureSet, harvest_textures
 from detector.types import ImageArray
 
 DEFAULT_BANK = REPO_ROOT / ".cache" / "sprites"
@@ -242,6 +243,8 @@ def harvest(
                 "splits": list(splits),
                 "sprites": [asdict(s) for s in sprites], "report": asdict(report)}  # fmt: skip
     (partial / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    textures = harvest_textures(partial, exclude=exclude, splits=splits, max_photos=max_photos, progress=progress)
+    print(f"ground textures: {textures.text()}", flush=True)
     shutil.rmtree(out, ignore_errors=True)
     partial.rename(out)
     return report
@@ -280,7 +283,10 @@ class SpriteBank:
         ]
         self._by = _by_class_and_view(self.sprites)
         self._pixels: dict[str, ImageArray] = {}
+        self.textures = TextureSet(folder, split)  # ground textures, empty in a bank built before them
         self.fingerprint = f"v{self.version}-{split}-{zlib.crc32(manifest.read_bytes()):08x}"
+        if self.textures.textures:
+            self.fingerprint += f"-{self.textures.fingerprint}"
 
     def without(self, photos: frozenset[Path]) -> SpriteBank:
         """This bank less the sprites cut from ``photos`` (a training run's validation photos)."""
@@ -288,6 +294,7 @@ class SpriteBank:
         kept.sprites = [s for s in self.sprites if Path(s.source).resolve() not in photos]
         kept._by = _by_class_and_view(kept.sprites)
         kept._pixels = {}
+        kept.textures = self.textures.without(photos)
         return kept
 
     def __len__(self) -> int:
