@@ -176,7 +176,7 @@ def _render(args: argparse.Namespace) -> int:
         flight=flight,
         video=not args.no_video,
         sprites=_bank(args.sprites, args.no_sprites, "scenario"),
-        ground_textures=not args.no_textures,
+        textures=not args.no_textures,
     )
     if args.json:
         data = {**summary.__dict__, "out_dir": str(summary.out_dir)}

@@ -182,14 +182,14 @@ def render_scenario(
     service_imgsz: int | None = None,
     sprites: SpriteBank | None = None,
     max_frames: int | None = None,
-    ground_textures: bool = True,
+    textures: bool = True,
 ) -> RenderSummary:
     """Render ``name`` into ``out_dir``; raises ValueError for an unknown scenario or impossible settings.
 
     ``service_imgsz``: the model input the service.yaml's drone tiles are sized for (default: the committed
     checkpoint's training size, what the service runs at by default). ``sprites``: photo cut-outs for people and
-    vehicles (detector/sim/sprites.py); without a bank they are drawn as meshes. ``ground_textures``: the road and
-    pavements made of the bank's photo textures (detector/sim/textures.py) when it has them."""
+    vehicles (detector/sim/sprites.py); without a bank they are drawn as meshes. ``textures``: the road,
+    pavements and roofs made of the bank's photo textures (detector/sim/textures.py) when it has them."""
     if name not in SCENARIOS:
         raise ValueError(f"unknown scenario {name!r}; known: {', '.join(sorted(SCENARIOS))}")
     plan = SCENARIOS[name](seed, minutes, flight)
@@ -200,10 +200,10 @@ def render_scenario(
     started = time.perf_counter()
     times = np.arange(int(plan.duration_s * rate))[:max_frames] / rate  # max_frames: the first frames only
     ground = plan.ground
-    if ground is not None and ground_textures and sprites is not None and sprites.textures.textures:
+    if ground is not None and textures and sprites is not None and sprites.textures.textures:
         ground = ground.textured(sprites.textures)
     renderer = Renderer(plan.world, ground, plan.look, static_camera=plan.pole is not None, distractors=True,
-                        sprites=sprites)  # fmt: skip
+                        sprites=sprites, roofs=textures)  # fmt: skip
     kinds = {o.id: o.model.kind for o in plan.world.objects if o.label is None and o.model.kind in COCO_CLASSES}
     effects = FrameEffects(plan.look, width, height, seed)
     truth = Truth(plan.name, seed, plan.name, plan.camera, width, height, rate, float(len(times) / rate),

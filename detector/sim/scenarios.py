@@ -165,6 +165,12 @@ def drone_patrol(seed: int, minutes: float | None, flight: FlightSettings | None
              ("pothole", 500.0, -street.lane_m / 2)]  # fmt: skip
     violations += [_violation(world, kind, s, d, -math.inf, math.inf, rng) for kind, s, d in spots]
     make_room(world, violations)
+    # A vendor behind each stall, facing the road. Own generator: the flight, traffic and look stay as they were.
+    vendors = np.random.default_rng([seed, 2, 1])
+    _, left = street.axes()
+    for stall, (_, side) in zip(violations, stalls, strict=False):
+        e, n = stall.east_m + side * left[0] * 1.4, stall.north_m + side * left[1] * 1.4
+        world.add(objects.pedestrian(vendors), (e, n), street.angle_rad() - side * math.pi / 2, None)
     settings = flight or FlightSettings()
     # Out along the avenue, then back over the stretch from 260 m to 620 m: about 1 km in all.
     waypoints = [street.to_enu(s, 0.0)[0] for s in (-20.0, 620.0, 260.0)]

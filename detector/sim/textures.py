@@ -6,7 +6,9 @@ simulator's street raster (detector/sim/ground.py) to be made of instead of flat
 - **asphalt** from the pothole photos (street level, close up): grey, low saturation, and no large-scale
   structure (no kerb, wheel or shadow edge across it);
 - **paving** from the street-vendors-aerial orthophotos (pavements and plazas seen from above, about 0.1 m a
-  pixel): lighter ground that is not vegetation.
+  pixel): lighter ground that is not vegetation;
+- **roof** from the same orthophotos: terracotta tiles, red-brown and striped (the renderer lays them on the flat
+  tops of its buildings, which a drone sees).
 
 A patch must also be free of the datasets' own augmentation (black borders from rotation, salt-and-pepper
 noise) and of white watermarks and lane paint. Patches go to ``<bank>/textures/<material>/`` with a row each in
@@ -40,25 +42,26 @@ from detector.paths import SHARED_ROOT
 from detector.sim.realism import list_photos
 from detector.types import ImageArray
 
-MATERIALS = ("asphalt", "paving")
+MATERIALS = ("asphalt", "paving", "roof")
 TEXTURES_VERSION = 1  # bump when the patch rules change (renders keyed on the bank's fingerprint then rebuild)
 
 
 @dataclass(frozen=True)
 class TextureSource:
-    """Photos to cut one material from: patch side in pixels, the metres one pixel is taken to cover, and the
-    top fraction of each photo to skip (the far, foreshortened part of a street-level photo)."""
+    """Photos to cut materials from (a patch goes to the first that takes it): patch side in pixels, the metres
+    one pixel is taken to cover, and the top fraction of each photo to skip (the far, foreshortened part of a
+    street-level photo)."""
 
     folder: Path
-    material: str
+    materials: tuple[str, ...]
     patch_px: int
     m_per_px: float
     skip_top: float = 0.0
 
 
 DEFAULT_TEXTURE_SOURCES: tuple[TextureSource, ...] = (
-    TextureSource(SHARED_ROOT / "datasets" / "potholes" / "images" / "train", "asphalt", 80, 1.0 / 80, 0.3),
-    TextureSource(SHARED_ROOT / "datasets" / "street-vendors-aerial" / "images", "paving", 64, 0.1),
+    TextureSource(SHARED_ROOT / "datasets" / "potholes" / "images" / "train", ("asphalt",), 80, 1.0 / 80, 0.3),
+    TextureSource(SHARED_ROOT / "datasets" / "street-vendors-aerial" / "images", ("roof", "paving"), 64, 0.1),
 )
 PER_PHOTO = 8  # patches kept per photo at most (the most uniform ones, overlapping by half at most)
 GROUP = 8  # patches one surface is made of: one photo's, topped up with the nearest in colour from others
@@ -107,6 +110,8 @@ def labelled_boxes(photo: Path, width: int, height: int) -> list[tuple[float, fl
 def bare_ground(patch: ImageArray, material: str) -> float | None:
     """How uniform ``patch`` is (the spread of its 4x4 block means; lower is better) when it looks like bare
     ``material``, else None."""
+    if material not in MATERIALS:
+        raise ValueError(f"material must be one of {MATERIALS}, got {material!r}")
     grey = cv2.cvtColor(patch, cv2.COLOR_BGR2GRAY).astype(np.float32)
     if (patch.max(axis=2) < 16).mean() > 0.002:  # black border of a rotated copy
         return None
@@ -115,20 +120,23 @@ def bare_ground(patch: ImageArray, material: str) -> float | None:
     impulses = np.abs(grey - cv2.medianBlur(grey, 3)) > 40
     if impulses.mean() > 0.002:  # salt-and-pepper noise added by the dataset's augmentation
         return None
-    if cv2.Canny(patch, 80, 160).mean() / 255.0 > 0.12:  # an object's outline, not a surface
-        return None
     large = float(cv2.resize(grey, (4, 4), interpolation=cv2.INTER_AREA).std())
-    if large > 9.0:  # a kerb, a shadow edge or an object across it
-        return None
     hsv = cv2.cvtColor(patch, cv2.COLOR_BGR2HSV).astype(np.float32)
     saturation, value = float(hsv[..., 1].mean()), float(hsv[..., 2].mean())
-    b, g, r = (float(c) for c in patch.reshape(-1, 3).mean(axis=0))
+    if material == "roof":  # red-brown rows of tiles: striped, so no limit on fine edges
+        hue = float(np.median(hsv[..., 0]))
+        striped = cv2.Canny(patch, 60, 120).mean() / 255.0 > 0.10
+        red = hue <= 14 or hue >= 170
+        return large if red and 60 < saturation < 190 and 60 < value < 220 and striped and large < 12.0 else None
+    if cv2.Canny(patch, 80, 160).mean() / 255.0 > 0.12:  # an object's outline, not a surface
+        return None
+    if large > 9.0:  # a kerb, a shadow edge or an object across it
+        return None
     if material == "asphalt":
         return large if saturation < 40 and 45 < value < 150 else None
-    if material == "paving":
-        green = g - max(r, b) > 4.0  # grass, trees, their shade
-        return large if value >= 120 and saturation < 110 and not green else None
-    raise ValueError(f"material must be one of {MATERIALS}, got {material!r}")
+    b, g, r = (float(c) for c in patch.reshape(-1, 3).mean(axis=0))
+    green = g - max(r, b) > 4.0  # grass, trees, their shade
+    return large if value >= 120 and saturation < 110 and not green else None
 
 
 def _split_of(photo: Path) -> str:
@@ -171,27 +179,30 @@ def harvest_textures(
         h, w = image.shape[:2]
         boxes = labelled_boxes(photo, w, h)
         size, step = source.patch_px, source.patch_px // 2
-        found: list[tuple[float, int, int]] = []
+        found: dict[str, list[tuple[float, int, int]]] = {m: [] for m in source.materials}
         for y in range(int(h * source.skip_top), h - size + 1, step):
             for x in range(0, w - size + 1, step):
                 if any(x < b[2] + 4 and x + size > b[0] - 4 and y < b[3] + 4 and y + size > b[1] - 4 for b in boxes):
                     continue
-                score = bare_ground(image[y : y + size, x : x + size], source.material)
-                if score is not None:
-                    found.append((score, x, y))
-        chosen: list[tuple[float, int, int]] = []
-        for score, x, y in sorted(found):  # the most uniform first, not overlapping each other
-            if len(chosen) < PER_PHOTO and all(abs(x - cx) >= step or abs(y - cy) >= step for _, cx, cy in chosen):
-                chosen.append((score, x, y))
-        for _, x, y in chosen:
-            name = f"{source.material}/{photo.stem[:60]}-{x}-{y}.png"
-            (partial / source.material).mkdir(parents=True, exist_ok=True)
-            cv2.imwrite(str(partial / name), image[y : y + size, x : x + size])
-            rel = f"textures/{name}"
-            kept.append(Texture(source.material, rel, str(photo), x, y, size, source.m_per_px, _split_of(photo)))
-        if chosen:
-            report.kept[source.material] = report.kept.get(source.material, 0) + len(chosen)
-            report.photos_used[source.material] = report.photos_used.get(source.material, 0) + 1
+                for material in source.materials:
+                    score = bare_ground(image[y : y + size, x : x + size], material)
+                    if score is not None:
+                        found[material].append((score, x, y))
+                        break
+        for material, candidates in found.items():
+            chosen: list[tuple[float, int, int]] = []
+            for score, x, y in sorted(candidates):  # the most uniform first, overlapping by half at most
+                if len(chosen) < PER_PHOTO and all(abs(x - cx) >= step or abs(y - cy) >= step for _, cx, cy in chosen):
+                    chosen.append((score, x, y))
+            for _, x, y in chosen:
+                name = f"{material}/{photo.stem[:60]}-{x}-{y}.png"
+                (partial / material).mkdir(parents=True, exist_ok=True)
+                cv2.imwrite(str(partial / name), image[y : y + size, x : x + size])
+                kept.append(Texture(material, f"textures/{name}", str(photo), x, y, size, source.m_per_px,
+                                    _split_of(photo)))  # fmt: skip
+            if chosen:
+                report.kept[material] = report.kept.get(material, 0) + len(chosen)
+                report.photos_used[material] = report.photos_used.get(material, 0) + 1
     partial.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(folder, ignore_errors=True)
     partial.rename(folder)
@@ -274,7 +285,7 @@ class TextureSet:
         for y in range(-overlap, tile, stride):
             for x in range(-overlap, tile, stride):
                 patch = patches[int(rng.integers(len(patches)))]
-                patch = np.rot90(patch, int(rng.integers(4)))
+                patch = np.rot90(patch, int(rng.integers(4)) * (2 if material == "roof" else 1))  # tiles run one way
                 y0, x0 = max(y, 0), max(x, 0)
                 py, px = y0 - y, x0 - x
                 h_, w_ = side - py, side - px

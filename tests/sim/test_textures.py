@@ -9,12 +9,16 @@ import cv2
 import numpy as np
 import pytest
 
+from detector.sim import objects
 from detector.sim.effects import Look
 from detector.sim.ground import GroundMap
-from detector.sim.sprites import split_of
+from detector.sim.render import Renderer
+from detector.sim.scenery import place
+from detector.sim.sprites import SpriteBank, split_of
 from detector.sim.textures import TextureSet, bare_ground, harvest_textures, labelled_boxes
 from detector.sim.world import Street
 from tests.conftest import shared_path
+from tests.sim.helpers import pole_at, renderer, small_world
 
 
 def _asphalt(seed: int = 0, size: int = 80) -> np.ndarray:
@@ -25,9 +29,9 @@ def _asphalt(seed: int = 0, size: int = 80) -> np.ndarray:
 
 
 def _bank(folder: Path, split: str = "scenario") -> Path:
-    """A texture bank of four asphalt and four paving patches from one photo each."""
+    """A bank with no cut-outs and four asphalt, paving and roof patches, each material from one photo."""
     rows = []
-    for material, colour in (("asphalt", (1.0, 1.0, 1.0)), ("paving", (1.2, 1.4, 1.6))):
+    for material, colour in (("asphalt", (1.0, 1.0, 1.0)), ("paving", (1.2, 1.4, 1.6)), ("roof", (0.5, 0.7, 1.9))):
         (folder / "textures" / material).mkdir(parents=True)
         for k in range(4):
             pixels = np.clip(_asphalt(k).astype(np.float32) * colour, 0, 255).astype(np.uint8)
@@ -35,6 +39,7 @@ def _bank(folder: Path, split: str = "scenario") -> Path:
             rows.append({"material": material, "path": f"textures/{material}/{k}.png", "source": f"/{material}.jpg",
                          "x": 0, "y": 0, "size_px": 80, "m_per_px": 0.0125, "split": split})  # fmt: skip
     (folder / "textures.json").write_text(json.dumps({"version": 1, "textures": rows}))
+    (folder / "manifest.json").write_text(json.dumps({"version": 2, "splits": ["scenario", "train"], "sprites": []}))
     return folder
 
 
@@ -112,3 +117,30 @@ def test_harvest_cuts_bare_asphalt_and_paving_away_from_every_labelled_box(tmp_p
             assert x >= bx2 or x + s <= bx1 or y >= by2 or y + s <= by1, "a patch never touches a pothole or stall"
     textures = TextureSet(tmp_path / "bank", "all")
     assert textures.count("asphalt") == report.kept["asphalt"] and textures.fingerprint.startswith("t1-")
+
+
+def test_seen_from_above_a_buildings_flat_top_is_laid_with_roof_tiles_and_its_truth_is_unchanged(
+    tmp_path: Path,
+) -> None:
+    world = small_world()
+    houses = [place(world, objects.building(np.random.default_rng(k), 10.0, 8.0), 8.0 + 13.0 * k, 9.0)
+              for k in range(3)]  # fmt: skip
+    camera = pole_at(world, 20.0, -12.0, 45.0, 20.0, 9.0, pitch_deg=-75.0)
+    flat = renderer(world)
+    bank = SpriteBank(_bank(tmp_path / "bank"), "scenario")
+    tiled = Renderer(world, flat.ground, flat.look, shadows=False, sprites=bank)
+    plain, roofed = flat.render(camera, 0.0), tiled.render(camera, 0.0)
+    assert np.array_equal(plain.ids, roofed.ids), "the roof is painted over the face already in the id buffer"
+    top_z = [max(float(v[2]) for m in h.model.meshes for v in m.vertices) for h in houses]
+    reddened = 0
+    for house, z in zip(houses, top_z, strict=True):
+        centre = camera.project(np.array([[house.east_m, house.north_m, z]]))[0][0]
+        u, v = (round(c) for c in centre)
+        patch = (slice(v - 3, v + 4), slice(u - 3, u + 4))
+        assert (roofed.ids[patch] == house.id).all(), "the middle of the roof is the building's"
+        red = roofed.image[patch][..., 2].astype(int) - roofed.image[patch][..., 0].astype(int)
+        grey = plain.image[patch][..., 2].astype(int) - plain.image[patch][..., 0].astype(int)
+        reddened += int(red.mean() > grey.mean() + 40)
+    assert reddened >= 1, "roof tiles on at least one of the three (about 3 in 10 keep a grey concrete top)"
+    no_roofs = Renderer(world, flat.ground, flat.look, shadows=False, sprites=bank, roofs=False)
+    assert np.array_equal(no_roofs.render(camera, 0.0).image, plain.image)
