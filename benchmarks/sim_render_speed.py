@@ -1,10 +1,12 @@
 """Render speed of the simulator (issue 19): frames per second at 960x540 and 1920x1080, people and vehicles drawn
-as meshes and as photo cut-outs (the sprite bank, `detector sim sprites`), both scenarios, video and truth written.
+as meshes and as photo cut-outs (the sprite bank, `detector sim sprites`), and with the bank's photo textures for
+road, pavements and roofs; both scenarios, video and truth written.
 
     .venv/bin/python benchmarks/sim_render_speed.py [--frames 40] [--out benchmarks/results/sim-realism/DATE]
 
 Each run renders the scenario's first ``--frames`` frames (market-street at its default 2 fps, drone-patrol at its
-default 4 fps) into a temporary folder; the time includes the camera effects, the H.264 encode and the truth.
+default 4 fps) into a temporary folder; the time includes the camera effects, the H.264 encode and the truth (and,
+with textures, painting the ground once: about a second).
 One process, one core busy at a time (the renderer is single-threaded); the load average is in the header.
 """
 
@@ -35,7 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="folder for render-speed.md/.json (default: print only)")
     args = parser.parse_args(argv)
     bank = default_bank("scenario")
-    looks = [("meshes", None)] + ([("sprites", bank)] if bank is not None else [])
+    looks = [("meshes", None, False)]
+    if bank is not None:
+        looks += [("sprites", bank, False)] + ([("sprites+textures", bank, True)] if bank.textures.textures else [])
     if bank is None:
         print("no sprite bank (.cache/sprites): measuring meshes only; build it with `detector sim sprites`")
     rows = []
@@ -43,15 +47,15 @@ def main(argv: list[str] | None = None) -> int:
         rate = RATES[name]
         minutes = 4.0 if name == "market-street" else None  # the shortest market street; the whole flight
         for width, height in SIZES:
-            for look, sprites in looks:
+            for look, sprites, textures in looks:
                 with tempfile.TemporaryDirectory() as tmp:
                     summary = render_scenario(name, Path(tmp), minutes=minutes, fps=rate, width=width,
                                               height=height, sprites=sprites, progress=False,
-                                              max_frames=args.frames)  # fmt: skip
+                                              max_frames=args.frames, textures=textures)  # fmt: skip
                 speed = summary.frames / summary.wall_s
                 rows.append({"scenario": name, "size": f"{width}x{height}", "look": look, "frames": summary.frames,
                              "wall_s": round(summary.wall_s, 2), "frames_per_s": round(speed, 2)})  # fmt: skip
-                print(f"{name:14} {width}x{height:<5} {look:8} {summary.frames} frames in {summary.wall_s:6.1f} s: "
+                print(f"{name:14} {width}x{height:<5} {look:16} {summary.frames} frames in {summary.wall_s:6.1f} s: "
                       f"{speed:5.2f} frames/s", flush=True)  # fmt: skip
     if args.out is not None:
         info = machine_info("cpu")
@@ -59,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         lines = info.markdown_header("Simulator render speed", {"opencv": cv2.__version__}, command)
         lines += ["", f"- Date: {datetime.date.today()}; sprite bank: {bank.fingerprint if bank else 'none'}", ""]
         lines += [
-            "| scenario | size | people and vehicles | frames | seconds | frames/s |",
+            "| scenario | size | people and vehicles (+ photo textures) | frames | seconds | frames/s |",
             "|---|---|---|---:|---:|---:|",
         ]
         lines += [f"| {r['scenario']} | {r['size']} | {r['look']} | {r['frames']} | {r['wall_s']} | "
