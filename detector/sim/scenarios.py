@@ -168,7 +168,7 @@ def drone_patrol(seed: int, minutes: float | None, flight: FlightSettings | None
     # A vendor behind each stall, facing the road. Own generator: the flight, traffic and look stay as they were.
     vendors = np.random.default_rng([seed, 2, 1])
     _, left = street.axes()
-    for stall, (_, side) in zip(violations, stalls, strict=False):
+    for stall, (_, side) in zip(violations[: len(stalls)], stalls, strict=True):
         e, n = stall.east_m + side * left[0] * 1.4, stall.north_m + side * left[1] * 1.4
         world.add(objects.pedestrian(vendors), (e, n), street.angle_rad() - side * math.pi / 2, None)
     settings = flight or FlightSettings()

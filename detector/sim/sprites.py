@@ -74,13 +74,14 @@ class HarvestReport:
     detections: int = 0
     kept: dict[str, int] = field(default_factory=dict)
     rejected: dict[str, int] = field(default_factory=dict)
+    textures: str = ""  # what the ground-texture harvest into the same bank kept (detector/sim/textures.py)
 
     def text(self) -> str:
         kept = ", ".join(f"{k} {v}" for k, v in sorted(self.kept.items())) or "none"
         rejected = ", ".join(f"{k} {v}" for k, v in sorted(self.rejected.items())) or "none"
         return (
             f"{self.photos} photos, {self.detections} COCO detections of {'/'.join(SPRITE_CLASSES)}; "
-            f"kept {kept}; rejected {rejected}"
+            f"kept {kept}; rejected {rejected}" + (f"; ground textures: {self.textures}" if self.textures else "")
         )
 
 
@@ -244,7 +245,7 @@ def harvest(
                 "sprites": [asdict(s) for s in sprites], "report": asdict(report)}  # fmt: skip
     (partial / "manifest.json").write_text(json.dumps(manifest, indent=1))
     textures = harvest_textures(partial, exclude=exclude, splits=splits, max_photos=max_photos, progress=progress)
-    print(f"ground textures: {textures.text()}", flush=True)
+    report.textures = textures.text()
     shutil.rmtree(out, ignore_errors=True)
     partial.rename(out)
     return report
