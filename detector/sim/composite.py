@@ -30,7 +30,7 @@ from detector.sim.scenery import furnish, make_room, place, traffic
 from detector.sim.sprites import SpriteBank
 from detector.sim.world import SimObject, Street, World
 from detector.train.config import SimSource
-from detector.train.dataset import IMAGE_SUFFIXES, LabelledImage, read_yolo_label
+from detector.train.dataset import IMAGE_SUFFIXES, LabelledImage, label_path_of, read_yolo_label
 
 YoloBox = tuple[int, float, float, float, float]
 IMAGES_PER_WORLD = 8  # composites share a world (and its look) in groups; cameras and traffic differ
@@ -65,8 +65,7 @@ def list_backgrounds(
         for image in sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES):
             if image.resolve() in exclude:
                 continue
-            label = Path(str(image.with_suffix(".txt")).replace("/images/", "/labels/"))
-            out.append(Background(image, read_yolo_label(label, class_map)))
+            out.append(Background(image, read_yolo_label(label_path_of(image), class_map)))
     if folders and not out:
         raise ValueError(f"no images in the background folders {[str(f) for f in folders]}")
     return out

@@ -116,7 +116,7 @@ class Renderer:
         self.sprites = sprites  # photo cut-outs drawn for people and vehicles instead of their meshes
         # buildings' flat tops in roof tiles from the bank's photos (what a drone sees most of), where it has them
         self.roofs = sprites.textures if roofs and sprites is not None and sprites.textures.has("roof") else None
-        self._roof_cache: dict[int, ImageArray] = {}
+        self._roof_cache: dict[int, ImageArray | None] = {}  # None: a building left with its concrete top
         self._ground_cache: ImageArray | None = None
 
     def render(self, camera: PinholeCamera, t_s: float, background: ImageArray | None = None) -> View:
@@ -214,39 +214,38 @@ class Renderer:
         assert self.roofs is not None
         tops = [f for f in np.flatnonzero((obj.part == 0) & (obj.normals[:, 2] > 0.99)).tolist()
                 if len(obj.faces[f]) == 4]  # fmt: skip
-        h, w = image.shape[:2]
-        for f in tops[:1]:
-            face = obj.faces[f]
-            if float(camera.position_enu_m[2]) <= float(obj.centroids[f, 2]) or (p.depth[face] < NEAR_M).any():
-                continue  # seen from below, or too near to warp
-            corners = obj.vertices[face]
-            if obj.object_id not in self._roof_cache:
-                own = np.random.default_rng([obj.object_id, 17])
-                if own.random() < 0.3:  # a flat concrete roof: the mesh's own grey top stays
-                    self._roof_cache[obj.object_id] = np.zeros((0, 0, 3), np.uint8)
-                    continue
-                res = 0.1
+        if not tops:
+            return
+        face = obj.faces[tops[0]]
+        if float(camera.position_enu_m[2]) <= float(obj.centroids[tops[0], 2]) or (p.depth[face] < NEAR_M).any():
+            return  # seen from below, or too near to warp
+        if obj.object_id not in self._roof_cache:
+            own = np.random.default_rng([obj.object_id, 17])
+            tiles = None
+            if own.random() >= 0.3:  # else a flat concrete roof: the mesh's own grey top stays
+                corners, res = obj.vertices[face], 0.1
                 size = (max(4, round(float(np.linalg.norm(corners[2] - corners[1])) / res)),
                         max(4, round(float(np.linalg.norm(corners[1] - corners[0])) / res)))  # fmt: skip
-                tiles = self.roofs.surface("roof", size, res, own)
-                self._roof_cache[obj.object_id] = np.clip(tiles, 0, 255).astype(np.uint8)
-            texture = self._roof_cache[obj.object_id]
-            if texture.size == 0:
-                continue
-            quad = np.asarray(p.pixels[face], np.float64)
-            x0, y0 = (max(math.floor(v), 0) for v in quad.min(axis=0))
-            x1, y1 = min(math.ceil(quad[:, 0].max()) + 1, w), min(math.ceil(quad[:, 1].max()) + 1, h)
-            if x1 - x0 < 2 or y1 - y0 < 2:
-                continue
-            th, tw = texture.shape[:2]
-            source = np.array([[0, 0], [tw, 0], [tw, th], [0, th]], np.float32)
-            homography = cv2.getPerspectiveTransform(source, (quad - (x0, y0)).astype(np.float32))
-            warped = cv2.warpPerspective(texture, homography, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR)
-            mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
-            cv2.fillPoly(mask, [np.round((quad - (x0, y0)) * _ONE).astype(np.int32)], 255, cv2.LINE_8, _SHIFT)
-            lit = np.clip(warped.astype(np.float32) * self.look.ground_light, 0, 255).astype(np.uint8)
-            region = image[y0:y1, x0:x1]
-            region[mask > 0] = lit[mask > 0]
+                tiles = np.clip(self.roofs.surface("roof", size, res, own), 0, 255).astype(np.uint8)
+            self._roof_cache[obj.object_id] = tiles
+        texture = self._roof_cache[obj.object_id]
+        if texture is None:
+            return
+        h, w = image.shape[:2]
+        quad = np.asarray(p.pixels[face], np.float64)
+        x0, y0 = (max(math.floor(v), 0) for v in quad.min(axis=0))
+        x1, y1 = min(math.ceil(quad[:, 0].max()) + 1, w), min(math.ceil(quad[:, 1].max()) + 1, h)
+        if x1 - x0 < 2 or y1 - y0 < 2:
+            return
+        th, tw = texture.shape[:2]
+        source = np.array([[0, 0], [tw, 0], [tw, th], [0, th]], np.float32)
+        homography = cv2.getPerspectiveTransform(source, (quad - (x0, y0)).astype(np.float32))
+        warped = cv2.warpPerspective(texture, homography, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR)
+        mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
+        cv2.fillPoly(mask, [np.round((quad - (x0, y0)) * _ONE).astype(np.int32)], 255, cv2.LINE_8, _SHIFT)
+        lit = np.clip(warped.astype(np.float32) * self.look.ground_light, 0, 255).astype(np.uint8)
+        region = image[y0:y1, x0:x1]
+        region[mask > 0] = lit[mask > 0]
 
     def _draw_sprite(
         self,

@@ -40,6 +40,7 @@ from tqdm import tqdm
 
 from detector.paths import SHARED_ROOT
 from detector.sim.realism import list_photos
+from detector.train.dataset import label_path_of, read_yolo_label
 from detector.types import ImageArray
 
 MATERIALS = ("asphalt", "paving", "roof")
@@ -91,20 +92,9 @@ class TextureReport:
 
 
 def labelled_boxes(photo: Path, width: int, height: int) -> list[tuple[float, float, float, float]]:
-    """Pixel boxes of the YOLO label file beside ``photo`` (images/ -> labels/): boxes and polygons alike."""
-    label = Path(str(photo.with_suffix(".txt")).replace("/images/", "/labels/"))
-    if not label.is_file():
-        return []
-    out = []
-    for line in label.read_text().splitlines():
-        values = [float(v) for v in line.split()[1:]]
-        if len(values) == 4:
-            cx, cy, bw, bh = values
-            out.append(((cx - bw / 2) * width, (cy - bh / 2) * height, (cx + bw / 2) * width, (cy + bh / 2) * height))
-        elif len(values) >= 6:
-            xs, ys = np.asarray(values[0::2]) * width, np.asarray(values[1::2]) * height
-            out.append((float(xs.min()), float(ys.min()), float(xs.max()), float(ys.max())))
-    return out
+    """Pixel boxes of every labelled object in ``photo`` (its YOLO label file; polygons as their boxes)."""
+    return [((cx - bw / 2) * width, (cy - bh / 2) * height, (cx + bw / 2) * width, (cy + bh / 2) * height)
+            for _, cx, cy, bw, bh in read_yolo_label(label_path_of(photo), None)]  # fmt: skip
 
 
 def bare_ground(patch: ImageArray, material: str) -> float | None:
@@ -161,12 +151,10 @@ def harvest_textures(
     partial = bank / "textures.partial"
     shutil.rmtree(partial, ignore_errors=True)
     kept: list[Texture] = []
-    photos = [
-        (p, s) for s in sources for p in list_photos([s.folder], max_photos)
-        if p.resolve() not in exclude and _split_of(p) in splits
-    ]  # fmt: skip
+    listed = [(p, s, _split_of(p)) for s in sources for p in list_photos([s.folder], max_photos)]
+    photos = [(p, s, split) for p, s, split in listed if split in splits and p.resolve() not in exclude]
     seen: set[str] = set()
-    for photo, source in tqdm(photos, desc="textures", unit="photo", disable=not progress):
+    for photo, source, split in tqdm(photos, desc="textures", unit="photo", disable=not progress):
         scene = photo.stem.split(".rf.")[0]  # the aerial export holds each scene three times, augmented
         if scene in seen:
             continue
@@ -198,8 +186,7 @@ def harvest_textures(
                 name = f"{material}/{photo.stem[:60]}-{x}-{y}.png"
                 (partial / material).mkdir(parents=True, exist_ok=True)
                 cv2.imwrite(str(partial / name), image[y : y + size, x : x + size])
-                kept.append(Texture(material, f"textures/{name}", str(photo), x, y, size, source.m_per_px,
-                                    _split_of(photo)))  # fmt: skip
+                kept.append(Texture(material, f"textures/{name}", str(photo), x, y, size, source.m_per_px, split))
             if chosen:
                 report.kept[material] = report.kept.get(material, 0) + len(chosen)
                 report.photos_used[material] = report.photos_used.get(material, 0) + 1

@@ -44,8 +44,14 @@ class SplitReport:
     images_in_near_duplicate_groups: int = 0
 
 
-def read_yolo_label(path: Path, class_map: dict[int, int]) -> list[tuple[int, float, float, float, float]]:
-    """Read a YOLO box or polygon label file; polygons become their bounding box. Unmapped classes are dropped."""
+def label_path_of(image: Path) -> Path:
+    """The YOLO label file of an image in the images/ -> labels/ layout."""
+    return Path(str(image.with_suffix(".txt")).replace("/images/", "/labels/"))
+
+
+def read_yolo_label(path: Path, class_map: dict[int, int] | None) -> list[tuple[int, float, float, float, float]]:
+    """Read a YOLO box or polygon label file; polygons become their bounding box. Unmapped classes are dropped;
+    ``class_map`` None keeps every class under its own id."""
     boxes: list[tuple[int, float, float, float, float]] = []
     if not path.exists():
         return boxes
@@ -55,7 +61,7 @@ def read_yolo_label(path: Path, class_map: dict[int, int]) -> list[tuple[int, fl
             continue
         values = [float(v) for v in parts[1:]]
         source_cls = int(parts[0])
-        if source_cls not in class_map:
+        if class_map is not None and source_cls not in class_map:
             continue
         if len(values) == 4:
             cx, cy, w, h = values
@@ -67,7 +73,7 @@ def read_yolo_label(path: Path, class_map: dict[int, int]) -> list[tuple[int, fl
         else:
             raise ValueError(f"{path}:{line_no}: expected 4 box values or a polygon, got {len(values)} values")
         if w > 0 and h > 0:
-            boxes.append((class_map[source_cls], cx, cy, w, h))
+            boxes.append((source_cls if class_map is None else class_map[source_cls], cx, cy, w, h))
     return boxes
 
 
