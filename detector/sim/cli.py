@@ -114,9 +114,11 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
 
     sprites = commands.add_parser(
         "sprites",
-        help="cut people, cars and trucks (a COCO model + GrabCut) and ground textures out of real photos (../shared)",
-        description="Builds .cache/sprites (about 10 minutes on 2 cores): cut-outs of people and vehicles, and asphalt "
-        "and paving patches for the road and pavements; renders use it once it exists.",
+        help="cut people, cars and trucks (a COCO model + GrabCut), the labelled garbage, bins, potholes and stalls, "
+        "and ground textures out of real photos (../shared)",
+        description="Builds .cache/sprites (about 15 minutes on 2 cores): cut-outs of people and vehicles, of the "
+        "labelled objects (the demo's from the model's validation photos only), and asphalt, paving and roof patches; "
+        "renders use it once it exists.",
     )
     sprites.add_argument("--out", type=Path, help="bank folder (default .cache/sprites)")
     sprites.add_argument("--weights", type=Path, help="COCO checkpoint (default ../shared/pretrained/yolo11n-coco.pt)")
@@ -125,8 +127,12 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     sprites.add_argument(
         "--recheck", action="store_true", help="only drop the bank's cut-outs the model no longer finds alone"
     )
-    sprites.add_argument(
+    again = sprites.add_mutually_exclusive_group()
+    again.add_argument(
         "--textures-only", action="store_true", help="only cut the ground textures again, into the existing bank"
+    )
+    again.add_argument(
+        "--objects-only", action="store_true", help="only cut the labelled objects again, into the existing bank"
     )
 
 
@@ -285,15 +291,18 @@ def _sprites(args: argparse.Namespace) -> int:
         kept, dropped = recheck(out, weights=args.weights or DEFAULT_WEIGHTS, min_conf=args.min_conf)
         print(f"sprite bank {out}: kept {kept}, dropped {dropped} the model does not find alone")
         return 0
-    if args.textures_only:
+    if args.textures_only or args.objects_only:
+        from detector.sim.photo_objects import harvest_objects
         from detector.sim.textures import harvest_textures
 
         manifest = out / "manifest.json"
         if not manifest.is_file():
             raise ValueError(f"{out} is not a sprite bank (no manifest.json): build it whole first")
         splits = json.loads(manifest.read_text()).get("splits", ["scenario", "train"])
-        textures = harvest_textures(out, exclude=realism_photos_excluded(), splits=splits, max_photos=args.max_photos)
-        print(f"sprite bank {out}: ground textures: {textures.text()}")
+        part, again = (("ground textures", harvest_textures) if args.textures_only
+                       else ("labelled objects", harvest_objects))  # fmt: skip
+        redone = again(out, exclude=realism_photos_excluded(), splits=splits, max_photos=args.max_photos)
+        print(f"sprite bank {out}: {part}: {redone.text()}")
         return 0
     report = harvest(DEFAULT_SOURCES, out, weights=args.weights or DEFAULT_WEIGHTS, min_conf=args.min_conf,
                      max_photos=args.max_photos, exclude=realism_photos_excluded())  # fmt: skip

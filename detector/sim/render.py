@@ -34,7 +34,12 @@ _ONE = 1 << _SHIFT
 # Seen from higher than this above its horizon, an object gets a nadir cut-out (a mesh where the bank has none:
 # people, and most vehicles, as COCO finds few of them in the aerial tiles); below it, a street-level cut-out, as an
 # oblique drone view (gimbal -60 deg) still shows the sides of people and vehicles.
-AERIAL_ELEVATION_DEG = {"person": 75.0, "car": 70.0, "truck": 70.0}
+# A stall's nadir cut-out (its canopy from above) is drawn from 50 deg up; garbage and bins only stand (their photos
+# are street level, mostly looking down on them), and a pothole is always laid flat on the road.
+AERIAL_ELEVATION_DEG = {"person": 75.0, "car": 70.0, "truck": 70.0, "stall": 50.0}
+# The sprite class drawn for an object kind where the bank has one: people and vehicles (unlabelled distractors),
+# and the labelled objects cut out of the photos by their labels (detector/sim/photo_objects.py).
+SPRITE_CLASS = {**COCO_CLASSES, **{k: k for k in ("garbage", "garbage_bin", "overflow", "pothole", "stall")}}
 SPRITE_LIGHT = 0.95  # the scene ground light at which a photo cut-out is drawn as photographed
 
 
@@ -130,18 +135,31 @@ class Renderer:
         placed = [o.placed(t_s) for o in live]
         projected = [self._project(camera, p) for p in placed]
         drawn: dict[int, list[npt.NDArray[np.int32]]] = {p.obj.object_id: [] for p in projected}
+        kinds = {o.id: o.model.kind for o in live}
+        # Objects drawn as photo cut-outs: their class and view. Their decals (a stain under a pile) are not drawn;
+        # a cut-out laid flat on the road (a pothole) goes down with the decals, under everything standing.
+        sprite: dict[int, tuple[str, str]] = {}
+        for p in projected if self.sprites is not None else []:
+            cls = SPRITE_CLASS.get(kinds[p.obj.object_id])
+            view = self._sprite_view(camera, p, cls) if cls is not None else None
+            if cls is not None and view is not None:
+                sprite[p.obj.object_id] = (cls, view)
         for p in projected:
-            self._draw(camera, p, image, ids, drawn, decals=True)
+            cut = sprite.get(p.obj.object_id)
+            if cut is None:
+                self._draw(camera, p, image, ids, drawn, decals=True)
+            elif cut[1] == "ground" and not self._draw_sprite(camera, p, *cut, image, ids, drawn):
+                del sprite[p.obj.object_id]
+                self._draw(camera, p, image, ids, drawn, decals=True)
         if self.shadows:
             self._shadows(camera, [p.obj for p in projected], image)
         cam_e, cam_n = float(camera.position_enu_m[0]), float(camera.position_enu_m[1])
-        kinds = {o.id: o.model.kind for o in live} if self.sprites is not None else {}
         for p in sorted(projected, key=lambda q: -q.obj.ground_distance_m(cam_e, cam_n)):
-            kind = kinds.get(p.obj.object_id)
-            if kind in COCO_CLASSES and self._draw_sprite(camera, p, COCO_CLASSES[str(kind)], image, ids, drawn):
+            cut = sprite.get(p.obj.object_id)
+            if cut is not None and (cut[1] == "ground" or self._draw_sprite(camera, p, *cut, image, ids, drawn)):
                 continue
             self._draw(camera, p, image, ids, drawn, decals=False)
-            if kind == "building" and self.roofs is not None:
+            if kinds[p.obj.object_id] == "building" and self.roofs is not None:
                 self._roof(camera, p, image)
         labels = {o.id for o in self.world.objects if o.label is not None}
         boxes = [b for oid, polys in drawn.items() if oid in labels and (b := _measure(oid, polys, ids)) is not None]
@@ -247,33 +265,44 @@ class Renderer:
         region = image[y0:y1, x0:x1]
         region[mask > 0] = lit[mask > 0]
 
+    def _sprite_view(self, camera: PinholeCamera, p: _Projected, cls: str) -> str | None:
+        """How an object of sprite class ``cls`` is seen (street, aerial or, for a pothole, ground), or None when
+        the bank has no cut-out for that view or the object is too near the camera for one."""
+        bank = self.sprites
+        if bank is None or bool((p.depth < NEAR_M).any()):
+            return None
+        if cls == "pothole":
+            view = "ground"
+        else:
+            obj = p.obj
+            top = float(obj.part_top_z.max())
+            to_camera = camera.position_enu_m - np.array([obj.footprint[0], obj.footprint[1], top / 2])
+            elevation = math.degrees(math.atan2(float(to_camera[2]), float(np.hypot(to_camera[0], to_camera[1]))))
+            view = "aerial" if elevation > AERIAL_ELEVATION_DEG.get(cls, 90.0) else "street"
+        return view if bank.has(cls, view) else None
+
     def _draw_sprite(
         self,
         camera: PinholeCamera,
         p: _Projected,
         cls: str,
+        view: str,
         image: ImageArray,
         ids: IdArray,
         drawn: dict[int, list[npt.NDArray[np.int32]]],
     ) -> bool:
-        """Draw a person or vehicle as a photo cut-out; False (draw the mesh instead) when no sprite fits.
+        """Draw an object as a photo cut-out of ``cls`` seen from ``view`` (``_sprite_view``); False (draw the mesh
+        instead) when none fits its shape on screen.
 
-        Seen from the side or obliquely (the camera less than ``AERIAL_ELEVATION_DEG`` above the object's
-        horizon, per class), a street-level cut-out stands in the object's projected box with the photo's
-        proportions: a person fitted to the box's height, a vehicle inside the box, chosen among sprites for the
-        shape on screen nearest the box's. Seen from above, a nadir cut-out of a vehicle is laid on its footprint at
-        roof height, turned with it. The id buffer gets the cut-out's opaque pixels, so truth boxes and
-        visibility stay what is drawn."""
+        ``street``: the cut-out stands in the object's projected box with the photo's proportions: a person fitted
+        to the box's height, anything else inside the box, chosen among sprites for the shape on screen nearest the
+        box's. ``aerial``: a nadir cut-out (a vehicle's roof, a stall's canopy) is laid on the footprint at 0.8 of
+        the object's height, turned with it; ``ground``: likewise on the road (a pothole, whose top is the road).
+        The id buffer gets the cut-out's opaque pixels, so truth boxes and visibility stay what is drawn."""
         bank = self.sprites
-        if bank is None or bool((p.depth < NEAR_M).any()):
-            return False
+        assert bank is not None
         obj = p.obj
         top = float(obj.part_top_z.max())
-        to_camera = camera.position_enu_m - np.array([obj.footprint[0], obj.footprint[1], top / 2])
-        elevation = math.degrees(math.atan2(float(to_camera[2]), float(np.hypot(to_camera[0], to_camera[1]))))
-        view = "aerial" if elevation > AERIAL_ELEVATION_DEG[cls] else "street"
-        if not bank.has(cls, view):
-            return False
         h, w = image.shape[:2]
         if view == "street":
             lo, hi = p.pixels.min(axis=0), p.pixels.max(axis=0)

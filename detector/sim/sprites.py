@@ -34,6 +34,7 @@ import numpy as np
 from tqdm import tqdm
 
 from detector.paths import REPO_ROOT, SHARED_ROOT
+from detector.sim.photo_objects import harvest_objects, object_sprites
 from detector.sim.realism import DEFAULT_PHOTOS, DEFAULT_WEIGHTS, CocoModel, Detection, list_photos
 from detector.sim.score import iou
 from detector.sim.textures import TextureSet, harvest_textures
@@ -75,13 +76,16 @@ class HarvestReport:
     kept: dict[str, int] = field(default_factory=dict)
     rejected: dict[str, int] = field(default_factory=dict)
     textures: str = ""  # what the ground-texture harvest into the same bank kept (detector/sim/textures.py)
+    objects: str = ""  # what the labelled-object harvest kept (detector/sim/photo_objects.py)
 
     def text(self) -> str:
         kept = ", ".join(f"{k} {v}" for k, v in sorted(self.kept.items())) or "none"
         rejected = ", ".join(f"{k} {v}" for k, v in sorted(self.rejected.items())) or "none"
         return (
             f"{self.photos} photos, {self.detections} COCO detections of {'/'.join(SPRITE_CLASSES)}; "
-            f"kept {kept}; rejected {rejected}" + (f"; ground textures: {self.textures}" if self.textures else "")
+            f"kept {kept}; rejected {rejected}"
+            + (f"; ground textures: {self.textures}" if self.textures else "")
+            + (f"; labelled objects: {self.objects}" if self.objects else "")
         )
 
 
@@ -91,7 +95,7 @@ def split_of(photo: Path) -> str:
     return SPLITS[0] if zlib.crc32(stem.encode()) % 4 == 0 else SPLITS[1]
 
 
-def _alone(det: Detection, others: Sequence[Detection], image_w: int, image_h: int, margin: int = 3) -> str | None:
+def alone(det: Detection, others: Sequence[Detection], image_w: int, image_h: int, margin: int = 3) -> str | None:
     """Why a detection cannot be a sprite (cut by the border, or touching another object), or None."""
     x1, y1, x2, y2 = det.box
     if x1 < margin or y1 < margin or x2 > image_w - margin or y2 > image_h - margin:
@@ -216,7 +220,7 @@ def harvest(
             if det.cls not in SPRITE_CLASSES:
                 continue
             report.detections += 1
-            why = _alone(det, found, w, h)
+            why = alone(det, found, w, h)
             if why is None and det.box[3] - det.box[1] < MIN_HEIGHT_PX[view][det.cls]:
                 why = "too small"
             rgba = cut_out(image, det.box) if why is None else None
@@ -246,6 +250,8 @@ def harvest(
     (partial / "manifest.json").write_text(json.dumps(manifest, indent=1))
     textures = harvest_textures(partial, exclude=exclude, splits=splits, max_photos=max_photos, progress=progress)
     report.textures = textures.text()
+    objects = harvest_objects(partial, exclude=exclude, splits=splits, max_photos=max_photos, progress=progress)
+    report.objects = objects.text()
     shutil.rmtree(out, ignore_errors=True)
     partial.rename(out)
     return report
@@ -279,8 +285,11 @@ class SpriteBank:
         self.folder = folder
         self.split = split
         self.version = int(data.get("version", 0))
+        objects, objects_fingerprint = object_sprites(folder)  # labelled objects, none in a bank built before them
         self.sprites = [
-            Sprite(**{**s, "box": tuple(s["box"])}) for s in data["sprites"] if split == "all" or s["split"] == split
+            Sprite(**{**s, "box": tuple(s["box"])})
+            for s in [*data["sprites"], *objects]
+            if split == "all" or s["split"] == split
         ]
         self._by = _by_class_and_view(self.sprites)
         self._pixels: dict[str, ImageArray] = {}
@@ -288,6 +297,8 @@ class SpriteBank:
         self.fingerprint = f"v{self.version}-{split}-{zlib.crc32(manifest.read_bytes()):08x}"
         if self.textures.textures:
             self.fingerprint += f"-{self.textures.fingerprint}"
+        if objects_fingerprint:
+            self.fingerprint += f"-{objects_fingerprint}"
 
     def without(self, photos: frozenset[Path]) -> SpriteBank:
         """This bank less the sprites cut from ``photos`` (a training run's validation photos)."""
@@ -365,6 +376,7 @@ __all__ = [
     "SplitNotBuilt",
     "Sprite",
     "SpriteBank",
+    "alone",
     "cut_out",
     "default_bank",
     "ensure_bank",

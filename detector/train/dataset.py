@@ -187,6 +187,34 @@ def write_source_val(out: Path, source_name: str, classes: list[str]) -> Path:
 SimRenderer = Callable[[SimSource, list[str], Path, frozenset[Path]], list[LabelledImage]]
 
 
+def _split_source(
+    source: YoloSource | HardNegativeSource | SimSource,
+    images: list[LabelledImage],
+    val_fraction: float,
+    config: TrainConfig,
+    progress: bool = True,
+) -> tuple[list[bool], np.ndarray]:
+    """Val membership of one source's images, and their near-duplicate groups."""
+    hashes = [dhash(i.path) for i in tqdm(images, desc=f"hash {source.name}", unit="img", disable=not progress)]
+    scenes = None
+    if isinstance(source, YoloSource) and source.copy_separator:
+        scenes = [copy_stem(i.path, source.copy_separator) for i in images]
+    groups = group_near_duplicates(hashes, config.near_duplicate_max_hamming, scenes)
+    return split_by_group(images, groups, val_fraction, config.seed), groups
+
+
+def real_validation_photos(config: TrainConfig, progress: bool = True) -> dict[str, frozenset[Path]]:
+    """Per real (YOLO) source of ``config``, the photos ``assemble`` holds out for validation (resolved paths),
+    computed the same way without building the dataset: what a model trained with this config never saw."""
+    out: dict[str, frozenset[Path]] = {}
+    for source in config.sources:
+        if isinstance(source, YoloSource):
+            images = list_yolo_source(source, config.classes)
+            is_val, _ = _split_source(source, images, source.val_fraction, config, progress)
+            out[source.name] = frozenset(i.path.resolve() for i, val in zip(images, is_val, strict=True) if val)
+    return out
+
+
 def assemble(config: TrainConfig, render_sim: SimRenderer | None = None) -> Path:
     """Build ``work_dir/dataset`` (links + labels + data.yaml + manifest.json) and return the data.yaml path."""
     out = config.work_dir / "dataset"
@@ -210,12 +238,7 @@ def assemble(config: TrainConfig, render_sim: SimRenderer | None = None) -> Path
                 raise ValueError(f"source {source.name!r} needs the simulator's composite renderer")
             images = render_sim(source, config.classes, config.work_dir / "sim" / source.name, frozenset(held_out))
             val_fraction = source.val_fraction
-        hashes = [dhash(i.path) for i in tqdm(images, desc=f"hash {source.name}", unit="img")]
-        scenes = None
-        if isinstance(source, YoloSource) and source.copy_separator:
-            scenes = [copy_stem(i.path, source.copy_separator) for i in images]
-        groups = group_near_duplicates(hashes, config.near_duplicate_max_hamming, scenes)
-        is_val = split_by_group(images, groups, val_fraction, config.seed)
+        is_val, groups = _split_source(source, images, val_fraction, config)
         report = SplitReport(source.name)
         sizes = np.bincount(np.unique(groups, return_inverse=True)[1])
         report.near_duplicate_groups = int((sizes > 1).sum())
