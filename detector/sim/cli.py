@@ -52,6 +52,11 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     )
     render.add_argument("--no-sprites", action="store_true", help="draw people and vehicles as meshes")
     render.add_argument(
+        "--no-photo-objects",
+        action="store_true",
+        help="draw garbage, bins, potholes and stalls as meshes, not the bank's cut-outs of labelled photos",
+    )
+    render.add_argument(
         "--no-textures", action="store_true", help="paint road and pavements in flat colours, not the bank's photos"
     )
     render.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -171,6 +176,7 @@ def _render(args: argparse.Namespace) -> int:
         update={k: getattr(default, k) * args.telemetry_noise for k in ("gps_m", "height_m", "yaw_deg", "pitch_deg")}
     )
     flight = FlightSettings.model_validate({**flight_options, "noise": noise})
+    bank = _bank(args.sprites, args.no_sprites, "scenario")
     summary = render_scenario(
         args.scenario,
         args.out,
@@ -181,7 +187,7 @@ def _render(args: argparse.Namespace) -> int:
         height=height,
         flight=flight,
         video=not args.no_video,
-        sprites=_bank(args.sprites, args.no_sprites, "scenario"),
+        sprites=bank.without_objects() if bank is not None and args.no_photo_objects else bank,
         textures=not args.no_textures,
     )
     if args.json:

@@ -297,6 +297,7 @@ class SpriteBank:
         self.fingerprint = f"v{self.version}-{split}-{zlib.crc32(manifest.read_bytes()):08x}"
         if self.textures.textures:
             self.fingerprint += f"-{self.textures.fingerprint}"
+        self.objects_fingerprint = objects_fingerprint
         if objects_fingerprint:
             self.fingerprint += f"-{objects_fingerprint}"
 
@@ -307,6 +308,18 @@ class SpriteBank:
         kept._by = _by_class_and_view(kept.sprites)
         kept._pixels = {}
         kept.textures = self.textures.without(photos)
+        return kept
+
+    def without_objects(self) -> SpriteBank:
+        """This bank less its labelled objects (``sim render --no-photo-objects``): garbage, bins, potholes and
+        stalls are drawn as meshes, people, vehicles and the ground as with the whole bank."""
+        kept = copy.copy(self)
+        kept.sprites = [s for s in self.sprites if s.cls in SPRITE_CLASSES]
+        kept._by = _by_class_and_view(kept.sprites)
+        kept._pixels = {}
+        if self.objects_fingerprint:
+            kept.fingerprint = self.fingerprint.removesuffix(f"-{self.objects_fingerprint}")
+            kept.objects_fingerprint = ""
         return kept
 
     def __len__(self) -> int:

@@ -49,7 +49,8 @@ def test_a_garbage_bin_is_its_photo_cut_out_standing_where_its_mesh_stood(tmp_pa
     bin_ = place(world, objects.garbage_bin(np.random.default_rng(2)), 12.0, 4.0, label="garbage_bin")
     camera = pole_at(world, 2.0, 4.0, 3.0, 12.0, 4.0, pitch_deg=-12.0)
     meshes = renderer(world)
-    plain = next(b for b in meshes.render(camera, 0.0).boxes if b.object_id == bin_.id)
+    mesh_view = meshes.render(camera, 0.0)
+    plain = next(b for b in mesh_view.boxes if b.object_id == bin_.id)
     bank = _bank(tmp_path / "bank")
     assert "-o1-" in bank.fingerprint, "renders cached on the bank rebuild when its objects change"
     view = Renderer(world, meshes.ground, meshes.look, shadows=False, sprites=bank).render(camera, 0.0)
@@ -62,6 +63,11 @@ def test_a_garbage_bin_is_its_photo_cut_out_standing_where_its_mesh_stood(tmp_pa
     assert abs(box.box[3] - plain.box[3]) <= 2
     assert box.box[0] >= plain.box[0] - 1 and box.box[2] <= plain.box[2] + 1 and box.box[1] >= plain.box[1] - 1
     assert (box.box[2] - box.box[0]) / (box.box[3] - box.box[1]) == pytest.approx(60 / 90, abs=0.08)
+    # `sim render --no-photo-objects`: the same bank less its objects draws the mesh, and caches apart.
+    without = bank.without_objects()
+    again = Renderer(world, meshes.ground, meshes.look, shadows=False, sprites=without).render(camera, 0.0)
+    assert np.array_equal(again.ids == bin_.id, mesh_view.ids == bin_.id)
+    assert "-o1-" not in without.fingerprint and without.fingerprint == bank.fingerprint.split("-o1-")[0]
 
 
 def test_a_pothole_is_laid_flat_on_the_road_and_a_walker_on_it_hides_part_of_it(tmp_path: Path) -> None:
