@@ -1,6 +1,7 @@
 """Render speed of the simulator (issue 19): frames per second at 960x540 and 1920x1080, people and vehicles drawn
-as meshes and as photo cut-outs (the sprite bank, `detector sim sprites`), and with the bank's photo textures for
-road, pavements and roofs; both scenarios, video and truth written.
+as meshes and as photo cut-outs (the sprite bank, `detector sim sprites`), with the bank's photo textures for
+road, pavements and roofs, and with its labelled objects (garbage, bins, potholes, stalls from above) cut out of
+photos; both scenarios, video and truth written.
 
     .venv/bin/python benchmarks/sim_render_speed.py [--frames 40] [--out benchmarks/results/sim-realism/DATE]
 
@@ -39,7 +40,10 @@ def main(argv: list[str] | None = None) -> int:
     bank = default_bank("scenario")
     looks = [("meshes", None, False)]
     if bank is not None:
-        looks += [("sprites", bank, False)] + ([("sprites+textures", bank, True)] if bank.textures.textures else [])
+        plain = bank.without_objects()  # people and vehicles only: the labelled objects as meshes
+        looks += [("sprites", plain, False)] + ([("sprites+textures", plain, True)] if bank.textures.textures else [])
+        if bank.objects_fingerprint:
+            looks += [("sprites+textures+objects", bank, bool(bank.textures.textures))]
     if bank is None:
         print("no sprite bank (.cache/sprites): measuring meshes only; build it with `detector sim sprites`")
     rows = []
@@ -63,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
         lines = info.markdown_header("Simulator render speed", {"opencv": cv2.__version__}, command)
         lines += ["", f"- Date: {datetime.date.today()}; sprite bank: {bank.fingerprint if bank else 'none'}", ""]
         lines += [
-            "| scenario | size | people and vehicles (+ photo textures) | frames | seconds | frames/s |",
+            "| scenario | size | look: people and vehicles (+ photo textures, + labelled objects) | frames | seconds | "
+            "frames/s |",
             "|---|---|---|---:|---:|---:|",
         ]
         lines += [f"| {r['scenario']} | {r['size']} | {r['look']} | {r['frames']} | {r['wall_s']} | "

@@ -12,7 +12,7 @@ people's cut-outs) and the bank serves them with the rest.
 
 **Split, and why it differs from the people's.** A labelled object is what the detector is scored on, so the demo's
 objects must be ones the model never trained on: the ``scenario`` split is the photos that the default training
-config (weights/train.yaml, whose real sources and seeds streetwatch-v5 and -v6 share) holds out for validation
+config (weights/train.yaml, whose real sources and seeds streetwatch-v4 to -v7 share) holds out for validation
 (detector/train/dataset.py ``real_validation_photos``); every other photo is ``train``. Training composites draw the
 train split less any validation photo, as for people and vehicles.
 
