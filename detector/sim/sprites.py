@@ -364,6 +364,9 @@ def ensure_bank(split: str = "scenario", folder: Path = DEFAULT_BANK, progress: 
     ../shared (renders then draw people and vehicles as meshes, and say so)."""
     bank = default_bank(split, folder)
     if bank is not None:
+        if not bank.objects_fingerprint:
+            print(f"the sprite bank {folder} predates the labelled objects: garbage, bins, potholes and stalls are "
+                  "drawn as meshes until `detector sim sprites --objects-only` adds them", flush=True)  # fmt: skip
         return bank
     if not DEFAULT_WEIGHTS.is_file() or not all(f.exists() for f, _ in DEFAULT_SOURCES):
         print(f"no sprite bank and no ../shared ({SHARED_ROOT}): people and vehicles are drawn as meshes", flush=True)

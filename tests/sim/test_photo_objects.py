@@ -14,7 +14,7 @@ from detector.sim import objects
 from detector.sim.photo_objects import DEFAULT_OBJECT_SOURCES, default_held_out, faded, harvest_objects
 from detector.sim.render import Renderer
 from detector.sim.scenery import place
-from detector.sim.sprites import SPLITS, SpriteBank
+from detector.sim.sprites import SPLITS, SpriteBank, ensure_bank
 from detector.sim.views import PoleCamera
 from tests.conftest import shared_path
 from tests.sim.helpers import pole_at, renderer, small_world
@@ -163,3 +163,15 @@ def test_the_scenario_split_is_the_default_models_validation_photos() -> None:
     assert {k: len(v) for k, v in held.items()} == {"city-garbage": 402, "potholes": 107, "street-vendors-aerial": 144}
     val = Path(shared_path("datasets", "potholes", "images", "val"))
     assert {p.resolve() for p in val.iterdir()} <= held["potholes"], "the pothole set's own val split stays held out"
+
+
+def test_the_demo_says_when_its_bank_predates_the_labelled_objects(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bank = _bank(tmp_path / "bank")
+    assert ensure_bank(folder=tmp_path / "bank", progress=False) is not None
+    assert "predates the labelled objects" not in capsys.readouterr().out
+    (tmp_path / "bank" / "objects.json").unlink()
+    older = ensure_bank(folder=tmp_path / "bank", progress=False)
+    assert older is not None and not older.has("garbage_bin", "street") and bank.has("garbage_bin", "street")
+    assert "--objects-only" in capsys.readouterr().out
