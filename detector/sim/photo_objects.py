@@ -37,6 +37,7 @@ from tqdm import tqdm
 from detector.paths import REPO_ROOT, SHARED_ROOT
 from detector.sim.realism import Detection, list_photos
 from detector.train.dataset import label_path_of, read_yolo_label
+from detector.train.neardup import copy_stem
 from detector.types import ImageArray
 
 OBJECTS_VERSION = 1  # bump when the cut rules change (renders keyed on the bank's fingerprint then rebuild)
@@ -137,13 +138,14 @@ def harvest_objects(
     for source in sources:
         val = held.get(source.name, frozenset())
         for photo in list_photos(list(source.folders), max_photos):
-            split = "scenario" if photo.resolve() in val else "train"
-            if split in splits and photo.resolve() not in exclude:
+            resolved = photo.resolve()
+            split = "scenario" if resolved in val else "train"
+            if split in splits and resolved not in exclude:
                 photos.append((photo, source, split))
     kept: list[Sprite] = []
     seen: set[str] = set()
     for photo, source, split in tqdm(photos, desc="objects", unit="photo", disable=not progress):
-        scene = f"{source.name}/{photo.stem.split('.rf.')[0]}"  # the aerial export holds each scene three times
+        scene = f"{source.name}/{copy_stem(photo, '.rf.')}"  # the aerial export holds each scene three times
         if scene in seen:
             continue
         seen.add(scene)

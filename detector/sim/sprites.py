@@ -38,6 +38,7 @@ from detector.sim.photo_objects import harvest_objects, object_sprites
 from detector.sim.realism import DEFAULT_PHOTOS, DEFAULT_WEIGHTS, CocoModel, Detection, list_photos
 from detector.sim.score import iou
 from detector.sim.textures import TextureSet, harvest_textures
+from detector.train.neardup import copy_stem
 from detector.types import ImageArray
 
 DEFAULT_BANK = REPO_ROOT / ".cache" / "sprites"
@@ -91,8 +92,7 @@ class HarvestReport:
 
 def split_of(photo: Path) -> str:
     """``scenario`` for about a quarter of the source photos (by name), ``train`` for the rest."""
-    stem = photo.stem.split(".rf.")[0]
-    return SPLITS[0] if zlib.crc32(stem.encode()) % 4 == 0 else SPLITS[1]
+    return SPLITS[0] if zlib.crc32(copy_stem(photo, ".rf.").encode()) % 4 == 0 else SPLITS[1]
 
 
 def alone(det: Detection, others: Sequence[Detection], image_w: int, image_h: int, margin: int = 3) -> str | None:

@@ -41,6 +41,7 @@ from tqdm import tqdm
 from detector.paths import SHARED_ROOT
 from detector.sim.realism import list_photos
 from detector.train.dataset import label_path_of, read_yolo_label
+from detector.train.neardup import copy_stem
 from detector.types import ImageArray
 
 MATERIALS = ("asphalt", "paving", "roof")
@@ -155,7 +156,7 @@ def harvest_textures(
     photos = [(p, s, split) for p, s, split in listed if split in splits and p.resolve() not in exclude]
     seen: set[str] = set()
     for photo, source, split in tqdm(photos, desc="textures", unit="photo", disable=not progress):
-        scene = photo.stem.split(".rf.")[0]  # the aerial export holds each scene three times, augmented
+        scene = copy_stem(photo, ".rf.")  # the aerial export holds each scene three times, augmented
         if scene in seen:
             continue
         seen.add(scene)
