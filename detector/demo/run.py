@@ -59,10 +59,13 @@ class DemoSettings:
 
 
 def scenario_dir(settings: DemoSettings, name: str, sprites: str = "") -> Path:
-    """The cached render of one scenario; ``sprites``: the sprite bank's fingerprint ("" when drawn as meshes)."""
+    """The cached render of one scenario; ``sprites``: the sprite bank's fingerprint ("" when drawn as meshes). The
+    renderer's version is in the name too, so a change to how frames are drawn renders afresh."""
+    from detector.sim.render import RENDER_VERSION
+
     length = "" if settings.minutes is None else f"-{settings.minutes:g}min"
     width, height = settings.size(name)
-    look = f"-sprites-{sprites}" if sprites else ""
+    look = f"-r{RENDER_VERSION}" + (f"-sprites-{sprites}" if sprites else "")
     return settings.cache_dir / f"{name}-seed{settings.seed}-{width}x{height}-{settings.fps:g}fps{length}{look}"
 
 

@@ -74,8 +74,13 @@ def test_embedded_defaults_and_replay_open_a_stall_in_the_whole_view(
     assert lined_up.warnings == []
     found = {o.cls for o in lined_up.objects if o.incidents and o.expected}
     assert "stall" in found, lined_up.text()
-    unaligned = Scorer(truth).score(fold_events(events))  # the truth's own 2025 clock: nothing lines up
-    assert unaligned.warnings and unaligned.metrics["found"] == 0
+    # On the truth's own 2025 clock nothing lines up in time: the warning says so, and the stalls, which leave
+    # within the clip, are missed (an object still there at the end, such as the goods, may match by place alone).
+    unaligned = Scorer(truth).score(fold_events(events))
+    leaving = {o.id for o in truth.objects if o.leave_s is not None}
+    assert leaving and unaligned.warnings
+    assert not any(o.incidents for o in unaligned.objects if o.id in leaving), unaligned.text()
+    assert unaligned.metrics["found"] < lined_up.metrics["found"]
 
 
 def test_the_rendered_service_yaml_opens_stalls_in_its_no_vending_zone(
