@@ -28,7 +28,7 @@ IdArray = npt.NDArray[np.uint16]
 Box = tuple[float, float, float, float]
 
 # Bump when the same world, seed and sprite bank would draw different pixels (cached renders then rebuild):
-# 2 = sky light (hemisphere, bluish shade and shadows) and warm sun.
+# 2 = sky light (hemisphere, bluish shade and shadows), warm sun, roofs without a mirrored seam across them.
 RENDER_VERSION = 2
 NEAR_M = 0.5  # faces are clipped this far in front of the camera
 FAR_M = 600.0

@@ -281,6 +281,9 @@ class TextureSet:
                 weight[y0 : y0 + h_, x0 : x0 + w_] += feather[py:, px:]
         block = (acc / weight[..., None])[:tile, :tile]
         rows, cols = shape
+        if rows <= tile and cols <= tile:  # one tile covers it (a roof): no repeat, so no mirrored seam across it
+            whole: npt.NDArray[np.float32] = np.ascontiguousarray(block[:rows, :cols])
+            return whole
         reps = (rows // (2 * tile) + 1, cols // (2 * tile) + 1)
         mirrored = np.concatenate([block, block[:, ::-1]], axis=1)  # mirrored, so the repeats meet without seams
         mirrored = np.concatenate([mirrored, mirrored[::-1]], axis=0)

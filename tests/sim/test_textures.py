@@ -79,6 +79,16 @@ def test_a_surface_is_made_of_its_patches_colour_and_grain_the_same_for_the_same
         textures.surface("cobbles", (10, 10), 0.04, np.random.default_rng(0))
 
 
+def test_a_roof_sized_surface_is_one_piece_with_no_mirrored_seam_across_it(tmp_path: Path) -> None:
+    textures = TextureSet(_bank(tmp_path / "bank"), "scenario")
+    for seed in range(5):
+        roof = textures.surface("roof", (100, 150), 0.1, np.random.default_rng(seed))
+        assert roof.shape == (100, 150, 3)
+        for grid in (roof, roof.transpose(1, 0, 2)):  # columns, then rows
+            for c in range(6, grid.shape[1] - 6):  # a mirror at c: the 6 columns before it are the 6 after, reversed
+                assert not np.array_equal(grid[:, c - 6 : c], grid[:, c : c + 6][:, ::-1]), f"seam at {c}"
+
+
 def test_a_textured_ground_keeps_the_streets_markings_and_draws_and_changes_only_the_surfaces(tmp_path: Path) -> None:
     street = Street(length_m=60.0, bearing_deg=0.0, lanes=2, pavement_m=4.0)
     flat = GroundMap.paint(street, Look(), np.random.default_rng(5), margin_m=10.0, res_m=0.05)
