@@ -18,10 +18,6 @@ from detector.types import ImageArray
 
 Float64Array = npt.NDArray[np.float64]
 
-SKY_BLUE = 0.12  # blue-over-red of a clear sky's diffuse light (BGR gain 1.12 : 1 : 0.88)
-SUN_WARM = 0.08  # red-over-blue of sunlight near the horizon, falling to 0 overhead
-GROUND_BOUNCE = 0.25  # share of the sky's light a wall gets back from the ground below it (street albedo)
-
 
 @dataclass(frozen=True)
 class Look:
@@ -67,51 +63,14 @@ class Look:
         az, el = math.radians(self.sun_azimuth_deg), math.radians(self.sun_elevation_deg)
         return np.array([math.sin(az) * math.cos(el), math.cos(az) * math.cos(el), math.sin(el)])
 
-    @property
-    def clear(self) -> float:
-        """How clear the sky is, 0 (overcast: grey diffuse light) to 1 (strong sun from a blue sky)."""
-        return float(np.clip((self.sun - 0.2) / 0.3, 0.0, 1.0))
-
-    @property
-    def sky_colour(self) -> Float64Array:
-        """BGR colour of the diffuse light from the sky: blue under a clear sky, grey when overcast."""
-        k = SKY_BLUE * self.clear
-        return np.array([1.0 + k, 1.0, 1.0 - k])
-
-    @property
-    def sun_colour(self) -> Float64Array:
-        """BGR colour of direct sunlight: warmer the lower the sun."""
-        k = SUN_WARM * (1.0 - self.sun_elevation_deg / 90.0)
-        return np.array([1.0 - k, 1.0, 1.0 + k])
-
-    def _irradiance(self, normals: Float64Array) -> Float64Array:
-        """BGR light arriving on faces of these normals: the sky's hemisphere (an upward face sees all of it, a
-        wall half of it plus light bounced off the ground, a face turned down only the bounce) and the sun."""
-        up = normals[:, 2:3]
-        sky = self.ambient * ((1.0 + up) / 2.0 + GROUND_BOUNCE * (1.0 - up) / 2.0) * self.sky_colour
-        return sky + self.sun * np.clip(normals @ self.to_sun, 0.0, None)[:, None] * self.sun_colour
-
     def shade(self, normals: Float64Array) -> Float64Array:
-        """BGR gain per face normal: sun and sky light (``_irradiance``), white-balanced so that sunlit flat ground
-        keeps its colour and has the brightness ``ground_light``; walls in shade come out darker and bluer than
-        the road, sunlit walls warmer."""
-        balance = self.ground_light / self._irradiance(np.array([[0.0, 0.0, 1.0]]))[0]
-        result: Float64Array = self._irradiance(normals) * balance
+        """Brightness factor per face normal (Lambert with ambient)."""
+        result: Float64Array = self.ambient + self.sun * np.clip(normals @ self.to_sun, 0.0, None)
         return result
 
     @property
     def ground_light(self) -> float:
-        """Brightness of flat ground in the sun (ambient plus the sun's Lambert term)."""
-        return float(self.ambient + self.sun * max(math.sin(math.radians(self.sun_elevation_deg)), 0.0))
-
-    @property
-    def shadow_colour(self) -> Float64Array:
-        """BGR gain of the ground inside a shadow: ``shadow`` bright on average, with the colour of sky light
-        alone against sky and sun together (bluish under a clear sky)."""
-        lit = self._irradiance(np.array([[0.0, 0.0, 1.0]]))[0]
-        ratio = self.ambient * self.sky_colour / lit
-        result: Float64Array = np.clip(self.shadow * ratio / float(ratio.mean()), 0.0, 1.0)
-        return result
+        return float(self.shade(np.array([[0.0, 0.0, 1.0]]))[0])
 
 
 class FrameEffects:

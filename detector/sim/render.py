@@ -28,7 +28,7 @@ IdArray = npt.NDArray[np.uint16]
 Box = tuple[float, float, float, float]
 
 # Bump when the same world, seed and sprite bank would draw different pixels (cached renders then rebuild):
-# 2 = sky light (hemisphere, bluish shade and shadows), warm sun, roofs without a mirrored seam across them.
+# 2 = roofs without a mirrored seam across them.
 RENDER_VERSION = 2
 NEAR_M = 0.5  # faces are clipped this far in front of the camera
 FAR_M = 600.0
@@ -208,7 +208,7 @@ class Renderer:
         facing = np.sum(obj.normals * to_camera, axis=1)
         keep = selected & (obj.two_sided | (facing > 0.0))
         normals = np.where((facing < 0.0)[:, None] & obj.two_sided[:, None], -obj.normals, obj.normals)
-        colours = np.clip(obj.colours * self.look.shade(normals), 0, 255)
+        colours = np.clip(obj.colours * self.look.shade(normals)[:, None], 0, 255)
         face_depth = (obj.centroids - camera.position_enu_m) @ camera.rotation[:, 2]
         order = np.lexsort((-face_depth, obj.part_base_z[obj.part]))
         fixed = np.round(np.nan_to_num(p.pixels) * _ONE).astype(np.int32)  # all at once: the loop is per face
@@ -384,12 +384,10 @@ class Renderer:
             return
         x0, y0, x1, y1 = max(bounds[0] - 2, 0), max(bounds[1] - 2, 0), min(bounds[2] + 2, w), min(bounds[3] + 2, h)
         soft = cv2.GaussianBlur(mask[y0:y1, x0:x1], (0, 0), 1.0)
-        # Per channel 255 outside shadows, 255 * the shadow's colour inside (sky light alone: bluish under a
-        # clear sky): one saturating uint8 multiply.
-        depth = soft.astype(np.float32)[..., None]
-        keep = (255.0 - (1.0 - self.look.shadow_colour.astype(np.float32)) * depth).astype(np.uint8)
+        # Brightness 255 outside shadows, 255 * look.shadow inside: one saturating uint8 multiply.
+        keep = (255.0 - (1.0 - self.look.shadow) * soft.astype(np.float32)).astype(np.uint8)
         region = image[y0:y1, x0:x1]
-        region[:] = cv2.multiply(region, keep, scale=1.0 / 255.0)
+        region[:] = cv2.multiply(region, cv2.merge([keep, keep, keep]), scale=1.0 / 255.0)
 
 
 def _in_view(camera: PinholeCamera, centres: Float64Array, radii: Float64Array) -> npt.NDArray[np.bool_]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from detector.sim.effects import Look
 from detector.sim.ground import below_horizon, ground_homography
 from detector.sim.objects import LABELLED
 from tests.sim.helpers import add, pole_at, renderer, small_world
@@ -95,34 +94,3 @@ def test_the_same_world_renders_the_same_pixels() -> None:
         add(world, "overflow", 24.0, 4.5, seed=6)
         images.append(renderer(world, shadows=True).render(pole_at(world, 5.0, -6.0, 6.0, 20.0, 4.5), 0.0).image)
     assert np.array_equal(images[0], images[1])
-
-
-def test_sky_light_leaves_sunlit_ground_as_it_was_and_shades_walls_and_shadows_blue_under_a_clear_sky() -> None:
-    clear = Look(sun_azimuth_deg=135.0, sun_elevation_deg=40.0, ambient=0.5, sun=0.5)
-    overcast = Look(sun_azimuth_deg=135.0, sun_elevation_deg=40.0, ambient=0.6, sun=0.1)
-    to_sun = clear.to_sun[:2] / np.linalg.norm(clear.to_sun[:2])
-    up, sunny_wall, shaded_wall = np.array([[0, 0, 1.0], [*to_sun, 0.0], [*-to_sun, 0.0]])
-    for look in (clear, overcast):  # flat ground in the sun: the brightness it always had, and no colour cast
-        assert look.shade(up[None])[0] == pytest.approx([look.ground_light] * 3)
-    b, g, r = clear.shade(shaded_wall[None])[0]
-    assert max(b, g, r) < 0.7 * clear.ground_light, "a wall in shade sees half the sky and no sun"
-    assert b > g > r, "lit by the blue sky alone"
-    b, _, r = clear.shade(sunny_wall[None])[0]
-    assert r > b, "lit mostly by the sun, warmer than the sky"
-    b, g, r = overcast.shade(shaded_wall[None])[0]
-    assert b == pytest.approx(r, rel=0.02) and g == pytest.approx(r, rel=0.02), "an overcast sky is near grey"
-    assert clear.shadow_colour.mean() == pytest.approx(clear.shadow)
-    assert clear.shadow_colour[0] > clear.shadow_colour[2]
-    assert overcast.shadow_colour == pytest.approx([overcast.shadow] * 3, rel=0.02)
-
-
-def test_a_shadow_on_the_road_is_bluer_than_the_sunlit_road_around_it() -> None:
-    world = small_world()
-    camera = pole_at(world, 5.0, -6.0, 8.0, 20.0, 1.65, pitch_deg=-35.0)
-    without = renderer(world, shadows=True).render(camera, 0.0).image.astype(np.float64)
-    truck = add(world, "truck", 20.0, 1.65, seed=2)
-    view = renderer(world, shadows=True).render(camera, 0.0)
-    darker = (view.image.astype(np.float64).sum(axis=2) < 0.8 * without.sum(axis=2)) & (view.ids != truck.id)
-    assert darker.sum() > 100, "the truck casts a shadow on the road"
-    ratio = (view.image[darker].astype(np.float64) + 1.0) / (without[darker] + 1.0)  # per channel, B G R
-    assert np.median(ratio[:, 0]) > np.median(ratio[:, 2]) + 0.03, "the shade keeps more blue than red"
